@@ -1,0 +1,47 @@
+"""The root ``pgflow`` command and its sub-commands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pgflow._version import __version__
+from pgflow.cli import _db_commands, _install
+
+app = typer.Typer(
+    name="pgflow",
+    help="pgflow for Python: a Postgres-first workflow engine. All state lives in PostgreSQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pgflow-py {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """pgflow for Python: a Postgres-first workflow engine."""
+
+
+app.command("install")(_install.install_command)
+app.command("status")(_install.status_command)
+app.add_typer(_db_commands.db_app, name="db")
+
+
+def main() -> None:
+    app()

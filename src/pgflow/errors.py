@@ -1,0 +1,31 @@
+"""Typed errors raised at the boundary where bad input or a bad environment enters.
+
+Every error carries a one-line message that says what is wrong and what to do; the CLI prints
+that line and exits non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class PgflowError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigurationError(PgflowError):
+    """The database to use could not be determined (for example a malformed URL)."""
+
+
+class DatabaseUnavailableError(PgflowError):
+    """The database server could not be reached or refused the connection."""
+
+
+class InstallError(PgflowError):
+    """The schema could not be installed (permissions, incompatible pgmq, changed migration)."""
+
+
+class IncompatiblePgmqError(InstallError):
+    """The pgmq already present (or offered) by the server is older than the required one."""
+
+
+class EmbeddedServerError(PgflowError):
+    """The embedded PostgreSQL server could not be started, stopped or inspected."""
