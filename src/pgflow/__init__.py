@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pgflow._version import __version__
+from pgflow.context import Context
+from pgflow.dsl import Flow, Job, Step, job
 from pgflow.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
     EmbeddedServerError,
+    FlowDefinitionError,
     IncompatiblePgmqError,
     InstallError,
     PgflowError,
@@ -15,13 +18,19 @@ from pgflow.installer import InstallReport, install, install_script
 
 __all__ = [
     "ConfigurationError",
+    "Context",
     "DatabaseUnavailableError",
     "EmbeddedServerError",
+    "Flow",
+    "FlowDefinitionError",
     "IncompatiblePgmqError",
     "InstallError",
     "InstallReport",
+    "Job",
     "PgflowError",
+    "Step",
     "__version__",
     "install",
     "install_script",
+    "job",
 ]

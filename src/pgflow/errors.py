@@ -29,3 +29,7 @@ class IncompatiblePgmqError(InstallError):
 
 class EmbeddedServerError(PgflowError):
     """The embedded PostgreSQL server could not be started, stopped or inspected."""
+
+
+class FlowDefinitionError(PgflowError):
+    """A flow, step or job definition breaks a rule; the message names the flow, step and rule."""

@@ -1,0 +1,36 @@
+"""What a handler may know about the task it runs: the optional last parameter of a handler."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+
+@dataclass
+class Context:
+    """Facts about the running task, handed to handlers that declare a ``ctx`` parameter.
+
+    ``input`` is the task input exactly as the SQL core assembled it (``{"run": …, dep: …}`` for
+    a single step, the element for a map step); ``attempt`` counts from 1.
+    """
+
+    run_id: UUID
+    flow_slug: str
+    step_slug: str
+    task_index: int
+    attempt: int
+    flow_input: Any
+    input: Any
+    worker_id: UUID | None = None
+    msg_id: int | None = None
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("pgflow.task"))
+    shutdown: threading.Event = field(default_factory=threading.Event)
+    conn: Any = None
+
+    @property
+    def shutdown_requested(self) -> bool:
+        """True once the worker was asked to stop; long handlers should wrap up."""
+        return self.shutdown.is_set()

@@ -1,0 +1,56 @@
+"""mypy --strict accepts the README's typed style and reports a wrong dependency type."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path(__file__).parent / "typing_samples"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _mypy(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_typed_style_passes_mypy_strict() -> None:
+    result = _mypy(SAMPLES / "typed_flow.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_wrong_dependency_types_are_reported_by_mypy() -> None:
+    sample = SAMPLES / "wrong_dependency_type.py"
+    expected = {
+        number
+        for number, line in enumerate(sample.read_text().splitlines(), start=1)
+        if "MYPY-ERROR" in line
+    }
+    result = _mypy(sample)
+    reported = {
+        int(m.group(1))
+        for m in re.finditer(rf"{re.escape(sample.name)}:(\d+): error:", result.stdout)
+    }
+    assert result.returncode == 1
+    assert reported == expected, result.stdout
+
+
+def test_typed_sample_also_runs() -> None:
+    from tests.dsl.typing_samples import typed_flow
+
+    assert [s.slug for s in typed_flow.flow.steps] == ["validate", "price", "charge", "notify"]
+    assert typed_flow.flow["charge"].call.context == "positional"
+    assert typed_flow.numbers["square"].step_type == "map"
+    assert typed_flow.send_email.flow.slug == "send_email"
