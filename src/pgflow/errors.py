@@ -33,3 +33,18 @@ class EmbeddedServerError(PgflowError):
 
 class FlowDefinitionError(PgflowError):
     """A flow, step or job definition breaks a rule; the message names the flow, step and rule."""
+
+
+class FlowShapeMismatchError(PgflowError):
+    """The flow in the database has other steps, types or dependencies than the code."""
+
+    def __init__(self, flow_slug: str, differences: list[str], runs: int) -> None:
+        self.flow_slug = flow_slug
+        self.differences = differences
+        self.runs = runs
+        listed = "; ".join(differences)
+        super().__init__(
+            f"flow {flow_slug!r} in the database differs from the code: {listed}. "
+            f"Recreating it (recreate=True) deletes the flow with its {runs} run(s), their "
+            "tasks and its queue"
+        )

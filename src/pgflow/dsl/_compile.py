@@ -6,9 +6,12 @@ quoted (slugs cannot contain quotes, but the quoting does not rely on that).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from pgflow.dsl._definition import FlowDefinition, definition_of
 from pgflow.dsl._flow import Flow
+from pgflow.dsl._job import Job
 
 _FLOW_OPTION_ORDER = ("max_attempts", "base_delay", "timeout")
 _STEP_OPTION_ORDER = ("max_attempts", "base_delay", "timeout", "start_delay")
@@ -19,23 +22,25 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _named(options: dict[str, int], order: tuple[str, ...]) -> str:
-    return "".join(f", {name} => {int(options[name])}" for name in order if name in options)
+def _named(options: Mapping[str, int] | None, order: tuple[str, ...]) -> str:
+    values = options or {}
+    return "".join(f", {name} => {int(values[name])}" for name in order if name in values)
 
 
-def compile_flow(flow: Flow[Any]) -> list[str]:
+def compile_flow(flow: Flow[Any] | Job[Any, Any] | FlowDefinition) -> list[str]:
     """One statement per line: ``SELECT pgflow.create_flow(...)`` then one ``add_step`` each."""
+    definition = definition_of(flow)
+    slug = quote_literal(definition.slug)
     statements = [
-        f"SELECT pgflow.create_flow({quote_literal(flow.slug)}"
-        f"{_named(flow.options, _FLOW_OPTION_ORDER)});"
+        f"SELECT pgflow.create_flow({slug}{_named(definition.options, _FLOW_OPTION_ORDER)});"
     ]
-    for step in flow.steps:
+    for step in definition.steps:
         deps = ""
         if step.dependencies:
             deps = ", ARRAY[" + ", ".join(quote_literal(d) for d in step.dependencies) + "]"
         step_type = ", step_type => 'map'" if step.step_type == "map" else ""
         statements.append(
-            f"SELECT pgflow.add_step({quote_literal(flow.slug)}, {quote_literal(step.slug)}"
+            f"SELECT pgflow.add_step({slug}, {quote_literal(step.slug)}"
             f"{deps}{_named(step.options, _STEP_OPTION_ORDER)}{step_type});"
         )
     return statements

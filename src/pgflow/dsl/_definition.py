@@ -1,0 +1,101 @@
+"""A flow as data: its slug, options and steps, without handlers.
+
+This is what the SQL core stores, what ``ensure_flow`` compares and what ``compile_flow``
+prints. Typed flows and jobs convert to it; runtime flows (``upsert_flow``) are built from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pgflow.dsl import _rules
+from pgflow.dsl._flow import Flow
+from pgflow.dsl._job import Job
+from pgflow.errors import FlowDefinitionError
+
+#: What ``create_flow`` stores for a flow option the definition leaves unset.
+SQL_FLOW_DEFAULTS: Mapping[str, int] = {"max_attempts": 3, "base_delay": 5, "timeout": 60}
+
+
+@dataclass(frozen=True)
+class FlowDefinition:
+    slug: str
+    options: Mapping[str, int]
+    steps: tuple[_rules.StepSpec, ...]
+
+    def shape(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(slug, type, sorted dependencies) per step, in step order: what must match."""
+        return [(s.slug, s.step_type, tuple(sorted(s.dependencies))) for s in self.steps]
+
+    @classmethod
+    def from_data(
+        cls,
+        slug: str,
+        steps: Iterable[Mapping[str, Any]],
+        options: Mapping[str, Any] | None = None,
+    ) -> FlowDefinition:
+        """Build and validate a definition from plain data (steps in any dependency order).
+
+        Each step: ``{"slug": str, "depends_on": [str, ...], "step_type": "single"|"map",
+        "max_attempts"|"base_delay"|"timeout"|"start_delay": int}`` (all but slug optional).
+        """
+        flow_slug = _rules.check_flow_slug(slug)
+        flow_options = _rules.check_options(
+            flow_slug, None, dict(options or {}), _rules.FLOW_OPTIONS
+        )
+        specs: list[_rules.StepSpec] = []
+        known_keys = {"slug", "depends_on", "step_type", *_rules.STEP_OPTIONS}
+        for raw in steps:
+            if not isinstance(raw, Mapping) or "slug" not in raw:
+                raise FlowDefinitionError(
+                    f"{_rules.where(flow_slug)}: each step must be a mapping with a 'slug', "
+                    f"got {raw!r}"
+                )
+            step_slug = str(raw["slug"])
+            unknown = sorted(set(raw) - known_keys)
+            if unknown:
+                raise FlowDefinitionError(
+                    f"{_rules.where(flow_slug, step_slug)}: unknown step field(s) "
+                    f"{', '.join(map(repr, unknown))} (known: {', '.join(sorted(known_keys))})"
+                )
+            deps = raw.get("depends_on") or ()
+            if isinstance(deps, str) or not all(isinstance(d, str) for d in deps):
+                raise FlowDefinitionError(
+                    f"{_rules.where(flow_slug, step_slug)}: depends_on must be a list of step "
+                    f"slugs, got {deps!r}"
+                )
+            step_options = _rules.check_options(
+                flow_slug,
+                step_slug,
+                {k: raw[k] for k in _rules.STEP_OPTIONS if k in raw},
+                _rules.STEP_OPTIONS,
+            )
+            specs.append(
+                _rules.StepSpec(
+                    step_slug, tuple(deps), str(raw.get("step_type", "single")), step_options
+                )
+            )
+        if not specs:
+            raise FlowDefinitionError(f"{_rules.where(flow_slug)}: a flow needs at least one step")
+        return cls(flow_slug, flow_options, tuple(_rules.order_steps(flow_slug, specs)))
+
+
+def definition_of(obj: Flow[Any] | Job[Any, Any] | FlowDefinition) -> FlowDefinition:
+    """The data of a typed flow, a job, or a definition already."""
+    if isinstance(obj, FlowDefinition):
+        return obj
+    flow = obj.flow if isinstance(obj, Job) else obj
+    if not isinstance(flow, Flow):
+        raise TypeError(f"expected a Flow, a Job or a FlowDefinition, got {obj!r}")
+    if not flow.steps:
+        raise FlowDefinitionError(f"{_rules.where(flow.slug)}: a flow needs at least one step")
+    return FlowDefinition(
+        flow.slug,
+        dict(flow.options),
+        tuple(
+            _rules.StepSpec(s.slug, s.dependencies, s.step_type, dict(s.options))
+            for s in flow.steps
+        ),
+    )
