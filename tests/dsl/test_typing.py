@@ -54,3 +54,16 @@ def test_typed_sample_also_runs() -> None:
     assert typed_flow.flow["charge"].call.context == "positional"
     assert typed_flow.numbers["square"].step_type == "map"
     assert typed_flow.send_email.flow.slug == "send_email"
+
+
+@pytest.mark.slow
+def test_readme_flow_passes_mypy_strict_and_runs(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "the README shows no Python code"
+    for number, code in enumerate(blocks):
+        sample = tmp_path / f"readme_block_{number}.py"
+        sample.write_text(code)
+        result = _mypy(sample)
+        assert result.returncode == 0, result.stdout + result.stderr
+        exec(compile(code, str(sample), "exec"), {"__name__": f"readme_block_{number}"})
