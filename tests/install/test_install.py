@@ -165,3 +165,12 @@ def test_install_into_a_database_with_an_unrelated_schema(pgflow_empty_database_
     report = install(pgflow_empty_database_url)
     assert report.applied_migrations
     assert "orders" not in _tables(pgflow_empty_database_url)
+
+
+def test_realtime_is_detected_when_present(pgflow_empty_database_url: str) -> None:
+    from pgflow.testing import install_realtime_stub
+
+    with psycopg.connect(pgflow_empty_database_url, autocommit=True) as conn:
+        assert not install_on(conn).realtime
+        install_realtime_stub(conn)
+        assert install_on(conn).realtime
