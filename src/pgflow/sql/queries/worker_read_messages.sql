@@ -1,0 +1,3 @@
+-- Phase one of polling: hide up to qty visible messages for a short while (vt seconds);
+-- start_tasks then extends the visibility of the ones it claims to the step's timeout.
+SELECT msg_id FROM pgmq.read(%(queue)s, %(vt)s, %(qty)s)

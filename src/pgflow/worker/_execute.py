@@ -1,0 +1,129 @@
+"""Running one task's handler: arguments from the task input, the timeout, the JSON output.
+
+Async handlers run on the event loop and are cancelled at their timeout. Sync handlers run in
+a thread pool; Python cannot stop a thread, so at the timeout the task is failed and the thread
+is left to finish on its own (its result is then ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import json
+import math
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from pgflow.context import Context
+from pgflow.dsl._flow import Step
+from pgflow.dsl._handlers import to_json_value
+
+#: Longest error text stored for a failed task (the column is text; this keeps rows small).
+MAX_ERROR_LENGTH = 4000
+
+
+class TaskTimeoutError(Exception):
+    """The handler ran longer than its step's effective timeout."""
+
+
+class OutputError(Exception):
+    """The handler returned something that is not JSON."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened: an output to complete the task with, or an error text to fail it with."""
+
+    output: Any = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message``, bounded in size, for ``fail_task``."""
+    message = str(exc)
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    if len(text) > MAX_ERROR_LENGTH:
+        text = text[: MAX_ERROR_LENGTH - 15] + "… [truncated]"
+    return text
+
+
+def _reject_non_json(value: Any, path: str = "output") -> None:
+    """Raise :class:`OutputError` naming the first part of ``value`` that JSON cannot hold."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise OutputError(f"{path} is {value!r}, which JSON cannot represent")
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _reject_non_json(item, f"{path}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise OutputError(f"{path} has a non-string key {key!r}")
+            _reject_non_json(item, f"{path}[{key!r}]")
+        return
+    raise OutputError(f"{path} is a {type(value).__name__}, which is not JSON-serialisable")
+
+
+def json_output(value: Any) -> Any:
+    """The handler's return value as a JSON value, exactly (0, false, "" and null included)."""
+    converted = to_json_value(value)
+    _reject_non_json(converted)
+    # Round-trip once so that tuples become lists and nothing non-JSON slips through.
+    return json.loads(json.dumps(converted, allow_nan=False))
+
+
+def handler_values(step: Step[Any, Any], task_input: Any) -> list[Any]:
+    """The positional values for the handler from the task input the SQL core assembled."""
+    if step.step_type == "map":
+        return [task_input]
+    if not isinstance(task_input, dict):
+        raise TypeError(f"task input of step {step.slug!r} is not an object: {task_input!r}")
+    return [task_input.get("run"), *(task_input.get(dep) for dep in step.dependencies)]
+
+
+async def execute(
+    step: Step[Any, Any],
+    task_input: Any,
+    ctx: Context,
+    *,
+    timeout: float,
+    executor: Executor | None,
+) -> Outcome:
+    """Run the handler of ``step`` for one task; never raises (except cancellation)."""
+    call = step.call
+    try:
+        args, kwargs = call.arguments(handler_values(step, task_input), ctx)
+        if call.is_async:
+            result = await asyncio.wait_for(call.fn(*args, **kwargs), timeout)
+        else:
+            loop = asyncio.get_running_loop()
+            # Copy the context so contextvars (and log correlation) reach the thread.
+            bound: Callable[[], Any] = functools.partial(
+                contextvars.copy_context().run, call.fn, *args, **kwargs
+            )
+            result = await asyncio.wait_for(loop.run_in_executor(executor, bound), timeout)
+        return Outcome(output=json_output(result))
+    except TimeoutError:
+        kind = "cancelled" if call.is_async else "abandoned (its thread keeps running)"
+        return Outcome(
+            error=error_text(
+                TaskTimeoutError(
+                    f"step {step.slug!r} exceeded its timeout of {timeout:g} s and was {kind}"
+                )
+            )
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the handler's own failure, reported to the SQL core
+        return Outcome(error=error_text(exc))

@@ -1,0 +1,282 @@
+"""The loop of one flow inside a worker: claim tasks, run handlers, report the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from pgflow import sql as core_sql
+from pgflow.context import Context
+from pgflow.dsl._flow import Flow
+from pgflow.worker._execute import Outcome, execute
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger("pgflow.worker")
+
+#: Back-off after a database error in the loop, doubling up to the maximum.
+_BACKOFF_START, _BACKOFF_MAX = 0.2, 10.0
+
+
+class Stats:
+    """Counters for the periodic summary line."""
+
+    def __init__(self) -> None:
+        self.completed = 0
+        self.failed = 0
+        self.reconnects = 0
+
+    def take(self) -> tuple[int, int]:
+        taken = (self.completed, self.failed)
+        self.completed = self.failed = 0
+        return taken
+
+
+class FlowRunner:
+    """Polls one flow's queue and runs its tasks with at most ``max_concurrent`` at once."""
+
+    def __init__(
+        self,
+        flow: Flow[Any],
+        *,
+        pool: AsyncConnectionPool[Any],
+        worker_id: uuid.UUID,
+        max_concurrent: int,
+        batch_size: int,
+        visibility_timeout: int,
+        poll_interval: float,
+        executor: Executor,
+        shutdown: Any,
+        stats: Stats,
+        context_logger: logging.Logger,
+    ) -> None:
+        self.flow = flow
+        self.pool = pool
+        self.worker_id = worker_id
+        self.max_concurrent = max_concurrent
+        self.batch_size = batch_size
+        self.visibility_timeout = visibility_timeout
+        self.poll_interval = poll_interval
+        self.executor = executor
+        self.shutdown = shutdown
+        self.stats = stats
+        self.task_logger = context_logger
+        self.wake = asyncio.Event()
+        self.accepting = True
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self.timeouts: dict[str, float] = {}
+        self._next_visible = sql.SQL(core_sql.query("worker_next_visible")).format(
+            table=sql.Identifier(f"q_{flow.slug.lower()}")
+        )
+
+    # -- set-up ---------------------------------------------------------------------------------
+    async def load_timeouts(self) -> None:
+        """Effective timeouts as the database has them: they decide the message visibility."""
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(core_sql.query("worker_step_timeouts"), {"flow_slug": self.flow.slug})
+            self.timeouts = {r["step_slug"]: float(r["timeout"]) for r in await cur.fetchall()}
+
+    # -- the loop -------------------------------------------------------------------------------
+    def stop_accepting(self) -> None:
+        self.accepting = False
+        self.wake.set()
+        self._slot_freed.set()
+
+    async def run(self) -> None:
+        backoff = _BACKOFF_START
+        while self.accepting:
+            free = self.max_concurrent - len(self.in_flight)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            # Cleared before reading: a wake-up that arrives while we read is not lost.
+            self.wake.clear()
+            try:
+                claimed = await self._claim(min(self.batch_size, free))
+                idle_for = None if claimed else await self._idle_time()
+                backoff = _BACKOFF_START
+            except psycopg.Error as exc:
+                log.warning(
+                    "flow %s: database error while polling (%s); retrying in %.1fs",
+                    self.flow.slug,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    backoff,
+                )
+                self.stats.reconnects += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+                continue
+            for record, details in claimed:
+                task = asyncio.create_task(self._run_task(record, details))
+                self.in_flight.add(task)
+                task.add_done_callback(self._finished)
+            if idle_for is not None and self.accepting:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), idle_for)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:  # pragma: no cover - a bug
+            log.error("flow %s: task crashed", self.flow.slug, exc_info=task.exception())
+
+    async def _claim(self, qty: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                core_sql.query("worker_read_messages"),
+                {"queue": self.flow.slug, "vt": self.visibility_timeout, "qty": qty},
+            )
+            msg_ids = [r["msg_id"] for r in await cur.fetchall()]
+            if not msg_ids:
+                return []
+            await cur.execute(
+                core_sql.query("worker_start_tasks"),
+                {"flow_slug": self.flow.slug, "msg_ids": msg_ids, "worker_id": self.worker_id},
+            )
+            records = await cur.fetchall()
+            if not records:
+                return []
+            await cur.execute(
+                core_sql.query("worker_task_details"),
+                {"flow_slug": self.flow.slug, "msg_ids": [r["msg_id"] for r in records]},
+            )
+            details = {
+                (d["run_id"], d["step_slug"], d["task_index"]): d for d in await cur.fetchall()
+            }
+        return [
+            (r, details.get((r["run_id"], r["step_slug"], r["task_index"]), {})) for r in records
+        ]
+
+    async def _idle_time(self) -> float:
+        """How long to sleep when there is nothing to do: until the next delayed message
+        becomes visible, at most the poll interval."""
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(self._next_visible)
+            row = await cur.fetchone()
+        seconds = row["seconds"] if row else None
+        if seconds is None:
+            return self.poll_interval
+        return max(0.0, min(self.poll_interval, float(seconds)))
+
+    # -- one task -------------------------------------------------------------------------------
+    async def _run_task(self, record: dict[str, Any], details: dict[str, Any]) -> None:
+        step_slug = record["step_slug"]
+        try:
+            step = self.flow[step_slug]
+        except KeyError:
+            outcome = Outcome(
+                error=f"WorkerError: this worker's flow {self.flow.slug!r} has no handler for "
+                f"step {step_slug!r} (the database definition differs from the code)"
+            )
+        else:
+            task_input = record["input"]
+            ctx = Context(
+                run_id=record["run_id"],
+                flow_slug=self.flow.slug,
+                step_slug=step_slug,
+                task_index=record["task_index"],
+                attempt=int(details.get("attempts_count") or 1),
+                flow_input=details.get("flow_input"),
+                input=task_input,
+                worker_id=self.worker_id,
+                msg_id=record["msg_id"],
+                logger=self.task_logger,
+                shutdown=self.shutdown,
+            )
+            timeout = self.timeouts.get(step_slug) or float(
+                step.options.get("timeout") or self.flow.options.get("timeout") or 60
+            )
+            log.debug(
+                "task started: %s/%s[%s] run %s attempt %s",
+                self.flow.slug,
+                step_slug,
+                ctx.task_index,
+                ctx.run_id,
+                ctx.attempt,
+            )
+            began = time.monotonic()
+            outcome = await execute(step, task_input, ctx, timeout=timeout, executor=self.executor)
+            log.debug(
+                "task %s: %s/%s[%s] run %s in %.1f ms%s",
+                "failed" if outcome.failed else "completed",
+                self.flow.slug,
+                step_slug,
+                ctx.task_index,
+                ctx.run_id,
+                (time.monotonic() - began) * 1000,
+                f": {outcome.error}" if outcome.failed else "",
+            )
+        await self._report(record, outcome)
+
+    async def _report(self, record: dict[str, Any], outcome: Outcome) -> None:
+        """complete_task or fail_task, retried through connection trouble until it lands."""
+        params: dict[str, Any]
+        if outcome.failed:
+            query, params = core_sql.query("worker_fail_task"), {"error": outcome.error}
+        else:
+            query, params = (
+                core_sql.query("worker_complete_task"),
+                {"output": Jsonb(outcome.output)},
+            )
+        params |= {
+            "run_id": record["run_id"],
+            "step_slug": record["step_slug"],
+            "task_index": record["task_index"],
+        }
+        backoff = _BACKOFF_START
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                async with self.pool.connection() as conn:
+                    await conn.execute(query, params)
+                break
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    log.error(  # noqa: TRY400 - the connection error is the whole story
+                        "giving up reporting %s/%s[%s] of run %s: %s (the task will be "
+                        "recovered as stalled)",
+                        self.flow.slug,
+                        record["step_slug"],
+                        record["task_index"],
+                        record["run_id"],
+                        exc,
+                    )
+                    return
+                self.stats.reconnects += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+            except psycopg.Error as exc:
+                if outcome.failed:
+                    log.error("fail_task refused %s: %s", record["step_slug"], exc)  # noqa: TRY400
+                    return
+                # The SQL core refused the output (for example one too large for jsonb):
+                # fail the task with the reason rather than leave it running forever.
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                outcome = Outcome(error=f"WorkerError: complete_task refused the output: {first}")
+                query, params = (
+                    core_sql.query("worker_fail_task"),
+                    params | {"error": outcome.error},
+                )
+        if outcome.failed:
+            self.stats.failed += 1
+        else:
+            self.stats.completed += 1
+        # Our own completion most likely queued the next step: look at once.
+        self.wake.set()
+
+
+RunnerFactory = Callable[[Flow[Any], uuid.UUID], FlowRunner]

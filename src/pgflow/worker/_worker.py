@@ -1,0 +1,359 @@
+"""The worker process: several flows, one pool, live wake-ups, heartbeat, graceful stop.
+
+Embedding in an application::
+
+    async with Worker([flow], database_url=url):
+        ...  # the worker runs in the background until the block exits
+
+As a process: ``Worker([flow]).run()`` (what ``pgflow worker`` calls) handles SIGTERM/SIGINT:
+the first signal stops polling and drains in-flight tasks for up to ``shutdown_grace``
+seconds; a second one exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from pgflow import sql as core_sql
+from pgflow._db import resolve_url
+from pgflow.config import choose_database
+from pgflow.dsl._definition import definition_of
+from pgflow.dsl._flow import Flow
+from pgflow.dsl._job import Job
+from pgflow.errors import ConfigurationError
+from pgflow.flows import aensure_flow
+from pgflow.worker._runner import FlowRunner, Stats
+
+log = logging.getLogger("pgflow.worker")
+
+#: The channel the SQL core notifies on (see functions/_emit_event.sql).
+EVENTS_CHANNEL = "pgflow_events"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a worker behaves. Every field has a default that suits most deployments."""
+
+    max_concurrent: int = 10
+    batch_size: int = 10
+    visibility_timeout: int = 2
+    poll_interval: float = 1.0
+    listen: bool = True
+    heartbeat_interval: float = 5.0
+    shutdown_grace: float = 30.0
+    summary_interval: float = 60.0
+    function_name: str | None = None
+    ensure_flows: bool = True
+    recreate_flows: bool = False
+
+    def validated(self) -> WorkerOptions:
+        checks = [
+            ("max_concurrent", self.max_concurrent >= 1),
+            ("batch_size", self.batch_size >= 1),
+            ("visibility_timeout", self.visibility_timeout >= 1),
+            ("poll_interval", self.poll_interval > 0),
+            ("heartbeat_interval", self.heartbeat_interval > 0),
+            ("shutdown_grace", self.shutdown_grace >= 0),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise ConfigurationError(
+                    f"worker option {name} is out of range: {getattr(self, name)!r}"
+                )
+        return self
+
+
+def _default_function_name() -> str:
+    return f"pgflow-py@{socket.gethostname()}"
+
+
+class Worker:
+    """Runs the handlers of one or more flows (or jobs)."""
+
+    def __init__(
+        self,
+        flows: Iterable[Flow[Any] | Job[Any, Any]],
+        *,
+        database_url: str | None = None,
+        options: WorkerOptions | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.flows: list[Flow[Any]] = []
+        for item in flows:
+            flow = item.flow if isinstance(item, Job) else item
+            if not isinstance(flow, Flow):
+                raise TypeError(f"Worker takes flows and jobs, got {item!r}")
+            if any(f.slug == flow.slug for f in self.flows):
+                raise ConfigurationError(f"flow {flow.slug!r} is given to the worker twice")
+            self.flows.append(flow)
+        if not self.flows:
+            raise ConfigurationError("a worker needs at least one flow")
+        base = options or WorkerOptions()
+        self.options = (
+            WorkerOptions(**{**base.__dict__, **overrides}) if overrides else base
+        ).validated()
+        self.database_url = database_url
+        self.function_name = self.options.function_name or _default_function_name()
+        self.shutdown = threading.Event()
+        self.stats = Stats()
+        self.runners: dict[str, FlowRunner] = {}
+        self.exit_reason: str | None = None
+        self._pool: AsyncConnectionPool[Any] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._background: list[asyncio.Task[Any]] = []
+        self._runner_tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        self._stopping: asyncio.Task[None] | None = None
+        self._started = False
+        self.listening = False
+
+    # -- life cycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect, make sure the flows exist, register, and start polling."""
+        if self._started:
+            raise RuntimeError("this worker was started already")
+        self._started = True
+        url = self.database_url or resolve_url(choose_database(None))
+        self.database_url = url
+        total = sum(self.options.max_concurrent for _ in self.flows)
+        self._pool = AsyncConnectionPool(
+            url,
+            min_size=min(2, total + 1),
+            max_size=max(4, min(total + 2, 32)),
+            kwargs={"autocommit": True},
+            open=False,
+            name="pgflow-worker",
+        )
+        await self._pool.open(wait=True, timeout=30)
+        self._executor = ThreadPoolExecutor(max_workers=total, thread_name_prefix="pgflow-handler")
+        task_logger = logging.getLogger("pgflow.task")
+        async with self._pool.connection() as conn:
+            for flow in self.flows:
+                if self.options.ensure_flows:
+                    result = await aensure_flow(
+                        conn, definition_of(flow), recreate=self.options.recreate_flows
+                    )
+                    log.info("flow %s: %s", flow.slug, result.status)
+            for flow in self.flows:
+                runner = FlowRunner(
+                    flow,
+                    pool=self._pool,
+                    worker_id=uuid.uuid4(),
+                    max_concurrent=self.options.max_concurrent,
+                    batch_size=self.options.batch_size,
+                    visibility_timeout=self.options.visibility_timeout,
+                    poll_interval=self.options.poll_interval,
+                    executor=self._executor,
+                    shutdown=self.shutdown,
+                    stats=self.stats,
+                    context_logger=task_logger,
+                )
+                await conn.execute(
+                    core_sql.query("worker_register"),
+                    {
+                        "worker_id": runner.worker_id,
+                        "queue": flow.slug,
+                        "function_name": self.function_name,
+                    },
+                )
+                await runner.load_timeouts()
+                self.runners[flow.slug] = runner
+        for runner in self.runners.values():
+            self._runner_tasks.append(
+                asyncio.create_task(runner.run(), name=f"pgflow:{runner.flow.slug}")
+            )
+        if self.options.listen:
+            self._background.append(asyncio.create_task(self._listen(url), name="pgflow:listen"))
+        self._background.append(asyncio.create_task(self._heartbeat(), name="pgflow:heartbeat"))
+        self._background.append(asyncio.create_task(self._summary(), name="pgflow:summary"))
+        log.info(
+            "worker %s started: flows %s, max_concurrent %s, batch %s, %s",
+            self.function_name,
+            ", ".join(self.runners),
+            self.options.max_concurrent,
+            self.options.batch_size,
+            "LISTEN wake-ups"
+            if self.options.listen
+            else f"polling every {self.options.poll_interval}s",
+        )
+
+    async def wait(self) -> None:
+        """Until the worker stops (deprecated by an operator, or :meth:`stop`)."""
+        await self._stopped.wait()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop polling, let in-flight tasks finish for up to ``grace`` seconds, then cancel
+        what is left (their messages reappear after the visibility timeout)."""
+        if self._stopped.is_set():
+            return
+        grace = self.options.shutdown_grace if grace is None else grace
+        self.shutdown.set()
+        for runner in self.runners.values():
+            runner.stop_accepting()
+        if self._runner_tasks:
+            await asyncio.gather(*self._runner_tasks, return_exceptions=True)
+        in_flight = [t for r in self.runners.values() for t in r.in_flight]
+        if in_flight:
+            log.info("draining %d in-flight task(s) for up to %.0fs", len(in_flight), grace)
+            _, pending = await asyncio.wait(in_flight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning(
+                    "%d task(s) did not finish within the grace period; they will be retried "
+                    "after their visibility timeout",
+                    len(pending),
+                )
+                await asyncio.gather(*pending, return_exceptions=True)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._pool is not None:
+            await self._pool.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._stopped.set()
+        log.info("worker %s stopped", self.function_name)
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- background duties ----------------------------------------------------------------------
+    async def _listen(self, url: str) -> None:
+        """One LISTEN connection: every step:started of a served flow wakes its runner.
+
+        Reconnects with back-off; after a reconnect every runner is woken, since events may
+        have been missed. Where LISTEN is not possible (a transaction-mode pooler), polling
+        alone carries on."""
+        backoff = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    self.listening = True
+                    backoff = 0.5
+                    for runner in self.runners.values():
+                        runner.wake.set()
+                    async for note in conn.notifies():
+                        self._dispatch(note.payload)
+            except asyncio.CancelledError:
+                raise
+            except psycopg.Error as exc:
+                self.listening = False
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                log.warning(
+                    "event listener lost its connection (%s); reconnecting in %.1fs", first, backoff
+                )
+                self.stats.reconnects += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _dispatch(self, payload: str) -> None:
+        try:
+            event: Mapping[str, Any] = json.loads(payload)
+        except ValueError:
+            return
+        runner = self.runners.get(str(event.get("flow_slug")))
+        if runner is not None and event.get("event_type") == "step:started":
+            runner.wake.set()
+
+    async def _heartbeat(self) -> None:
+        ids = {runner.worker_id: slug for slug, runner in self.runners.items()}
+        while True:
+            await asyncio.sleep(self.options.heartbeat_interval)
+            try:
+                assert self._pool is not None
+                async with (
+                    self._pool.connection() as conn,
+                    conn.cursor(row_factory=dict_row) as cur,
+                ):
+                    await cur.execute(core_sql.query("worker_heartbeat"), {"worker_ids": list(ids)})
+                    rows = await cur.fetchall()
+            except psycopg.Error as exc:
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            for row in rows:
+                runner = self.runners[ids[row["worker_id"]]]
+                if row["deprecated"] and runner.accepting:
+                    log.info(
+                        "flow %s: this worker was deprecated; finishing in-flight tasks",
+                        runner.flow.slug,
+                    )
+                    runner.stop_accepting()
+            if all(not r.accepting for r in self.runners.values()):
+                self.exit_reason = "deprecated"
+                # Not awaited here: stop() cancels this very task.
+                self._stopping = asyncio.get_running_loop().create_task(self.stop())
+                return
+
+    async def _summary(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.summary_interval)
+            completed, failed = self.stats.take()
+            in_flight = sum(len(r.in_flight) for r in self.runners.values())
+            log.info(
+                "last %.0fs: %d task(s) completed, %d failed; %d in flight",
+                self.options.summary_interval,
+                completed,
+                failed,
+                in_flight,
+            )
+
+    # -- as a process ---------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until a signal or deprecation stops the worker; returns the exit code (0)."""
+        return asyncio.run(self._main())
+
+    async def _main(self) -> int:
+        loop = asyncio.get_running_loop()
+        signals = 0
+        stopping: list[asyncio.Task[None]] = []
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                log.info(
+                    "received %s: stopping (again to exit at once)", signal.Signals(signum).name
+                )
+                self.exit_reason = "signal"
+                stopping.append(loop.create_task(self.stop()))
+            else:
+                log.warning("second signal: exiting without waiting")
+                os._exit(1)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, on_signal, signum)
+        await self.start()
+        started = time.monotonic()
+        await self.wait()
+        log.debug("worker ran for %.1fs", time.monotonic() - started)
+        return 0

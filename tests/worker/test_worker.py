@@ -1,0 +1,210 @@
+"""The worker runs flows end to end against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from pgflow import Context, Flow, job
+from pgflow.worker import Worker
+
+from .conftest import rows, start_run, wait_for_run
+
+FAST = {"poll_interval": 0.2, "heartbeat_interval": 0.3, "summary_interval": 3600}
+
+
+def chain_flow() -> Flow[Any]:
+    flow = Flow("chain", timeout=5, base_delay=1)
+
+    @flow.step
+    def first(run: Any) -> Any:
+        return run["value"]
+
+    @flow.step(first)
+    async def second(run: Any, value: Any) -> Any:
+        return value
+
+    @flow.step(second)
+    def third(run: Any, value: Any, ctx: Context) -> Any:
+        return {"value": value, "attempt": ctx.attempt, "step": ctx.step_slug}
+
+    return flow
+
+
+@pytest.mark.parametrize("value", [0, False, "", None, [], {"a": [1, None]}, 1.5])
+async def test_chain_keeps_json_values_exactly(pgflow_database_url: str, value: Any) -> None:
+    async with Worker([chain_flow()], database_url=pgflow_database_url, **FAST):
+        run_id = await start_run(pgflow_database_url, "chain", {"value": value})
+        run = await wait_for_run(pgflow_database_url, run_id)
+    assert run["status"] == "completed"
+    assert run["output"] == {"third": {"value": value, "attempt": 1, "step": "third"}}
+
+
+async def test_map_fan_out_and_fan_in(pgflow_database_url: str) -> None:
+    flow: Flow[list[int]] = Flow("squares")
+
+    @flow.map()
+    async def square(n: int) -> int:
+        await asyncio.sleep(0.01 * (5 - n))  # finish out of order
+        return n * n
+
+    @flow.map(square)
+    def plus_one(n: int) -> int:
+        return n + 1
+
+    @flow.step(plus_one)
+    def total(run: list[int], values: list[int]) -> int:
+        return sum(values)
+
+    async with Worker([flow], database_url=pgflow_database_url, **FAST):
+        run_id = await start_run(pgflow_database_url, "squares", [1, 2, 3, 4])
+        run = await wait_for_run(pgflow_database_url, run_id)
+    assert run["status"] == "completed"
+    assert run["output"] == {"total": 1 + 4 + 9 + 16 + 4}
+    outputs = rows(
+        pgflow_database_url,
+        "SELECT output FROM pgflow.step_tasks WHERE run_id = %s AND step_slug = 'plus_one' "
+        "ORDER BY task_index",
+        (run_id,),
+    )
+    assert [r["output"] for r in outputs] == [2, 5, 10, 17]
+
+
+async def test_exceptions_are_retried_then_fail_the_run(pgflow_database_url: str) -> None:
+    calls: list[int] = []
+
+    @job(max_attempts=2, base_delay=1)
+    def flaky(payload: Any, ctx: Context) -> None:
+        calls.append(ctx.attempt)
+        raise ValueError(f"boom on attempt {ctx.attempt}")
+
+    async with Worker([flaky], database_url=pgflow_database_url, **FAST):
+        run_id = await start_run(pgflow_database_url, "flaky", {})
+        run = await wait_for_run(pgflow_database_url, run_id, timeout=20)
+    assert run["status"] == "failed"
+    assert calls == [1, 2]
+    (task,) = rows(
+        pgflow_database_url, "SELECT * FROM pgflow.step_tasks WHERE run_id = %s", (run_id,)
+    )
+    assert task["status"] == "failed"
+    assert task["attempts_count"] == 2
+    assert task["error_message"] == "ValueError: boom on attempt 2"
+
+
+async def test_transient_failure_is_retried_to_success(pgflow_database_url: str) -> None:
+    @job(max_attempts=3, base_delay=1)
+    def once_flaky(payload: Any, ctx: Context) -> str:
+        if ctx.attempt == 1:
+            raise ConnectionError("try again")
+        return "ok"
+
+    async with Worker([once_flaky], database_url=pgflow_database_url, **FAST):
+        run_id = await start_run(pgflow_database_url, "once_flaky", {})
+        began = time.monotonic()
+        run = await wait_for_run(pgflow_database_url, run_id, timeout=20)
+    assert run["status"] == "completed"
+    assert run["output"] == {"once_flaky": "ok"}
+    # The retry waited for its backoff (base_delay * 2**1 = 2 s), not a blind poll.
+    assert time.monotonic() - began >= 1.5
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        (float("nan"), "OutputError: output is nan, which JSON cannot represent"),
+        (b"bytes", "OutputError: output is a bytes, which is not JSON-serialisable"),
+        (
+            {"when": object()},
+            "OutputError: output['when'] is a object, which is not JSON-serialisable",
+        ),
+        ({1: "x"}, "OutputError: output has a non-string key 1"),
+    ],
+)
+async def test_non_json_output_fails_the_task(
+    pgflow_database_url: str, result: Any, message: str
+) -> None:
+    @job(max_attempts=1)
+    def bad_output(payload: Any) -> Any:
+        return result
+
+    async with Worker([bad_output], database_url=pgflow_database_url, **FAST):
+        run_id = await start_run(pgflow_database_url, "bad_output", {})
+        run = await wait_for_run(pgflow_database_url, run_id)
+    assert run["status"] == "failed"
+    (task,) = rows(
+        pgflow_database_url,
+        "SELECT error_message FROM pgflow.step_tasks WHERE run_id = %s",
+        (run_id,),
+    )
+    assert task["error_message"] == message
+
+
+async def test_timeouts_are_enforced(pgflow_database_url: str) -> None:
+    flow = Flow("slow", max_attempts=1, timeout=3)
+
+    @flow.step
+    async def sleepy_async(run: Any) -> None:
+        await asyncio.sleep(30)
+
+    @flow.step
+    def sleepy_sync(run: Any) -> None:
+        time.sleep(5)
+
+    async with Worker([flow], database_url=pgflow_database_url, **FAST):
+        run_id = await start_run(pgflow_database_url, "slow", {})
+        run = await wait_for_run(pgflow_database_url, run_id, timeout=20)
+    assert run["status"] == "failed"
+    errors = {
+        r["step_slug"]: r["error_message"]
+        for r in rows(
+            pgflow_database_url,
+            "SELECT step_slug, error_message FROM pgflow.step_tasks WHERE run_id = %s AND status = 'failed'",
+            (run_id,),
+        )
+    }
+    # The run fails on the first timeout; which one comes first is a race.
+    assert set(errors) <= {"sleepy_async", "sleepy_sync"}
+    assert errors
+    for slug, error in errors.items():
+        kind = "cancelled" if slug == "sleepy_async" else "abandoned (its thread keeps running)"
+        assert (
+            error == f"TaskTimeoutError: step {slug!r} exceeded its timeout of 3 s and was {kind}"
+        )
+
+
+@pytest.mark.parametrize("listen", [True, False])
+async def test_listen_and_polling_both_work(pgflow_database_url: str, listen: bool) -> None:
+    async with Worker(
+        [chain_flow()], database_url=pgflow_database_url, listen=listen, **FAST
+    ) as worker:
+        run_ids = [await start_run(pgflow_database_url, "chain", {"value": i}) for i in range(5)]
+        for run_id in run_ids:
+            assert (await wait_for_run(pgflow_database_url, run_id))["status"] == "completed"
+        await asyncio.sleep(0.1)
+        assert worker.listening is listen
+
+
+async def test_registration_heartbeat_and_deprecation(pgflow_database_url: str) -> None:
+    worker = Worker(
+        [chain_flow()], database_url=pgflow_database_url, function_name="test-fn", **FAST
+    )
+    await worker.start()
+    (row,) = rows(pgflow_database_url, "SELECT * FROM pgflow.workers")
+    assert row["queue_name"] == "chain"
+    assert row["function_name"] == "test-fn"
+    first_beat = row["last_heartbeat_at"]
+    await asyncio.sleep(0.8)
+    (row,) = rows(pgflow_database_url, "SELECT * FROM pgflow.workers")
+    assert row["last_heartbeat_at"] > first_beat
+    rows(pgflow_database_url, "UPDATE pgflow.workers SET deprecated_at = now() RETURNING 1")
+    await asyncio.wait_for(worker.wait(), 10)
+    assert worker.exit_reason == "deprecated"
+
+
+async def test_worker_ensures_its_flows(pgflow_database_url: str) -> None:
+    async with Worker([chain_flow()], database_url=pgflow_database_url, **FAST):
+        steps = rows(pgflow_database_url, "SELECT step_slug FROM pgflow.steps ORDER BY step_index")
+    assert [s["step_slug"] for s in steps] == ["first", "second", "third"]
