@@ -161,7 +161,8 @@ async def test_timeouts_are_enforced(pgflow_database_url: str) -> None:
         r["step_slug"]: r["error_message"]
         for r in rows(
             pgflow_database_url,
-            "SELECT step_slug, error_message FROM pgflow.step_tasks WHERE run_id = %s AND status = 'failed'",
+            "SELECT step_slug, error_message FROM pgflow.step_tasks "
+            "WHERE run_id = %s AND status = 'failed'",
             (run_id,),
         )
     }
