@@ -44,6 +44,17 @@ def worker_command(
     shutdown_grace: Annotated[
         float, typer.Option(help="Seconds to let in-flight tasks finish on SIGTERM.", min=0)
     ] = 30.0,
+    recovery_interval: Annotated[
+        float, typer.Option(help="Seconds between stalled-task recovery rounds.", min=0.1)
+    ] = 15.0,
+    stalled_margin: Annotated[
+        float,
+        typer.Option(
+            help="A task running longer than its step timeout plus this many seconds is "
+            "considered abandoned by a dead worker and requeued.",
+            min=0,
+        ),
+    ] = 30.0,
     name: Annotated[
         str | None,
         typer.Option(help="function_name in pgflow.workers (default pgflow-py@HOST)."),
@@ -69,6 +80,8 @@ def worker_command(
             poll_interval=poll_interval,
             listen=listen,
             shutdown_grace=shutdown_grace,
+            recovery_interval=recovery_interval,
+            stalled_margin=stalled_margin,
             function_name=name,
             recreate_flows=recreate_flows,
         ),

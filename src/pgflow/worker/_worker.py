@@ -60,6 +60,9 @@ class WorkerOptions:
     heartbeat_interval: float = 5.0
     shutdown_grace: float = 30.0
     summary_interval: float = 60.0
+    recovery_interval: float = 15.0
+    stalled_margin: float = 30.0
+    max_requeues: int = 3
     function_name: str | None = None
     ensure_flows: bool = True
     recreate_flows: bool = False
@@ -72,6 +75,9 @@ class WorkerOptions:
             ("poll_interval", self.poll_interval > 0),
             ("heartbeat_interval", self.heartbeat_interval > 0),
             ("shutdown_grace", self.shutdown_grace >= 0),
+            ("recovery_interval", self.recovery_interval > 0),
+            ("stalled_margin", self.stalled_margin >= 0),
+            ("max_requeues", self.max_requeues >= 0),
         ]
         for name, ok in checks:
             if not ok:
@@ -184,6 +190,7 @@ class Worker:
             self._background.append(asyncio.create_task(self._listen(url), name="pgflow:listen"))
         self._background.append(asyncio.create_task(self._heartbeat(), name="pgflow:heartbeat"))
         self._background.append(asyncio.create_task(self._summary(), name="pgflow:summary"))
+        self._background.append(asyncio.create_task(self._recover(), name="pgflow:recover"))
         log.info(
             "worker %s started: flows %s, max_concurrent %s, batch %s, %s",
             self.function_name,
@@ -312,6 +319,37 @@ class Worker:
                 # Not awaited here: stop() cancels this very task.
                 self._stopping = asyncio.get_running_loop().create_task(self.stop())
                 return
+
+    async def recover_stalled_tasks(self) -> list[dict[str, Any]]:
+        """Requeue (or fail) tasks whose worker died; returns what was recovered. Any number of
+        workers may call this: one at a time does the work, across the fleet."""
+        assert self._pool is not None
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                core_sql.query("worker_recover_stalled"),
+                {"margin": self.options.stalled_margin, "max_requeues": self.options.max_requeues},
+            )
+            recovered = [dict(r) for r in await cur.fetchall()]
+        for row in recovered:
+            log.warning(
+                "stalled task %s: %s[%s] of run %s (its worker stopped reporting)",
+                row["action"],
+                row["step_slug"],
+                row["task_index"],
+                row["run_id"],
+            )
+        if recovered:
+            for runner in self.runners.values():
+                runner.wake.set()
+        return recovered
+
+    async def _recover(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.recovery_interval)
+            try:
+                await self.recover_stalled_tasks()
+            except psycopg.Error as exc:
+                log.warning("stalled-task recovery failed: %s", exc)
 
     async def _summary(self) -> None:
         while True:
