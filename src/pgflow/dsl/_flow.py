@@ -52,6 +52,10 @@ class StepOptions(TypedDict, total=False):
     base_delay: int
     timeout: int
     start_delay: int
+    #: Run the handler inside the transaction that completes the task: ``ctx.conn`` is that
+    #: transaction's connection (async for async handlers, sync for sync ones), so rows the
+    #: handler writes commit together with the task, or not at all.
+    transactional: bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +70,7 @@ class Step(Generic[I, R_co]):
     options: dict[str, int]
     call: HandlerCall
     array: bool = False
+    transactional: bool = False
 
     @property
     def handler(self) -> Callable[..., Any]:
@@ -280,7 +285,7 @@ class Flow(Generic[FlowInput]):
             step_options = _rules.check_options(
                 self.slug,
                 slug,
-                {k: v for k, v in options.items() if k != "slug"},
+                {k: v for k, v in options.items() if k not in ("slug", "transactional")},
                 _rules.STEP_OPTIONS,
             )
             where = _rules.where(self.slug, slug)
@@ -309,6 +314,7 @@ class Flow(Generic[FlowInput]):
                 options=step_options,
                 call=call,
                 array=array,
+                transactional=bool(options.get("transactional", False)),
             )
             self._steps[slug] = step
             return step

@@ -24,6 +24,7 @@ class Job(Generic[I, R]):
         base_delay: int | None = None,
         timeout: int | None = None,
         start_delay: int | None = None,
+        transactional: bool = False,
     ) -> None:
         name = slug or str(getattr(fn, "__name__", ""))
         self.flow: Flow[I] = Flow(
@@ -32,6 +33,8 @@ class Job(Generic[I, R]):
         options: dict[str, Any] = {"slug": self.flow.slug}
         if start_delay is not None:
             options["start_delay"] = start_delay
+        if transactional:
+            options["transactional"] = True
         self.step: Step[I, R] = self.flow.step(**options)(fn)
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
@@ -72,6 +75,7 @@ def job(
     base_delay: int | None = None,
     timeout: int | None = None,
     start_delay: int | None = None,
+    transactional: bool = False,
 ) -> _JobDecorator: ...
 def job(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Declare a job: ``@job`` or ``@job(max_attempts=5, timeout=30, start_delay=0)``.

@@ -127,3 +127,94 @@ async def execute(
         raise
     except Exception as exc:  # the handler's own failure, reported to the SQL core
         return Outcome(error=error_text(exc))
+
+
+class _RolledBack(Exception):
+    """Leaves a task's transaction without committing, carrying the failure to report."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
+#: A transactional task that already committed its completion inside the handler's transaction.
+COMMITTED = Outcome(output=None, error=None)
+
+
+async def execute_in_transaction(
+    step: Step[Any, Any],
+    task_input: Any,
+    ctx: Context,
+    *,
+    timeout: float,
+    executor: Executor | None,
+    async_connection: Any,
+    sync_connection: Callable[[], Any],
+    complete: tuple[str, dict[str, Any]],
+) -> Outcome:
+    """Run a ``transactional`` step: the handler gets ``ctx.conn`` in an open transaction, and
+    ``complete_task`` runs in that same transaction, so the handler's writes and the task's
+    completion commit together. Returns :data:`COMMITTED`, or the failure to report (after
+    rolling back whatever the handler wrote)."""
+    from psycopg.types.json import Jsonb
+
+    query, params = complete
+    if step.call.is_async:
+        try:
+            async with async_connection() as conn, conn.transaction():
+                ctx.conn = conn
+                outcome = await execute(step, task_input, ctx, timeout=timeout, executor=None)
+                if outcome.failed:
+                    raise _RolledBack(outcome)  # noqa: TRY301 - leaves the transaction block
+                await conn.execute(query, params | {"output": Jsonb(outcome.output)})
+        except _RolledBack as rolled_back:
+            return rolled_back.outcome
+        except Exception as exc:  # the transaction failed (a handler's SQL error, say)
+            return Outcome(error=error_text(exc))
+        finally:
+            ctx.conn = None
+        return COMMITTED
+
+    # Sync: all of it in the handler's thread, on a sync connection. At the timeout the task is
+    # failed and the thread may still be running: whoever takes `decided` first wins, so the
+    # thread never commits a completion after the task was failed.
+    import threading
+
+    import psycopg
+
+    decided = threading.Lock()
+
+    def work() -> Outcome:
+        with sync_connection() as conn:
+            try:
+                with conn.transaction():
+                    ctx.conn = conn
+                    args, kwargs = step.call.arguments(handler_values(step, task_input), ctx)
+                    output = json_output(step.call.fn(*args, **kwargs))
+                    if not decided.acquire(blocking=False):
+                        raise psycopg.Rollback()  # failed at the timeout meanwhile
+                    conn.execute(query, params | {"output": Jsonb(output)})
+            finally:
+                ctx.conn = None
+        return COMMITTED
+
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(executor, contextvars.copy_context().run, work)
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), timeout)
+    except TimeoutError:
+        if decided.acquire(blocking=False):
+            return Outcome(
+                error=error_text(
+                    TaskTimeoutError(
+                        f"step {step.slug!r} exceeded its timeout of {timeout:g} s and was "
+                        "abandoned (its thread keeps running; its transaction is rolled back)"
+                    )
+                )
+            )
+        try:  # the thread is committing right now: its outcome stands
+            return await future
+        except Exception as exc:
+            return Outcome(error=error_text(exc))
+    except Exception as exc:
+        return Outcome(error=error_text(exc))

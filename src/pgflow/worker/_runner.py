@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from pgflow import sql as core_sql
 from pgflow.context import Context
 from pgflow.dsl._flow import Flow
-from pgflow.worker._execute import Outcome, execute
+from pgflow.worker._execute import COMMITTED, Outcome, execute, execute_in_transaction
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -61,6 +61,7 @@ class FlowRunner:
         shutdown: Any,
         stats: Stats,
         context_logger: logging.Logger,
+        sync_connection: Callable[[], Any],
     ) -> None:
         self.flow = flow
         self.pool = pool
@@ -73,6 +74,7 @@ class FlowRunner:
         self.shutdown = shutdown
         self.stats = stats
         self.task_logger = context_logger
+        self.sync_connection = sync_connection
         self.wake = asyncio.Event()
         self.accepting = True
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -209,7 +211,21 @@ class FlowRunner:
                 ctx.attempt,
             )
             began = time.monotonic()
-            outcome = await execute(step, task_input, ctx, timeout=timeout, executor=self.executor)
+            if step.transactional:
+                outcome = await execute_in_transaction(
+                    step,
+                    task_input,
+                    ctx,
+                    timeout=timeout,
+                    executor=self.executor,
+                    async_connection=self.pool.connection,
+                    sync_connection=self.sync_connection,
+                    complete=(core_sql.query("worker_complete_task"), self._task_key(record)),
+                )
+            else:
+                outcome = await execute(
+                    step, task_input, ctx, timeout=timeout, executor=self.executor
+                )
             log.debug(
                 "task %s: %s/%s[%s] run %s in %.1f ms%s",
                 "failed" if outcome.failed else "completed",
@@ -220,7 +236,19 @@ class FlowRunner:
                 (time.monotonic() - began) * 1000,
                 f": {outcome.error}" if outcome.failed else "",
             )
+        if outcome is COMMITTED:
+            self.stats.completed += 1
+            self.wake.set()
+            return
         await self._report(record, outcome)
+
+    @staticmethod
+    def _task_key(record: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "run_id": record["run_id"],
+            "step_slug": record["step_slug"],
+            "task_index": record["task_index"],
+        }
 
     async def _report(self, record: dict[str, Any], outcome: Outcome) -> None:
         """complete_task or fail_task, retried through connection trouble until it lands."""
@@ -232,11 +260,7 @@ class FlowRunner:
                 core_sql.query("worker_complete_task"),
                 {"output": Jsonb(outcome.output)},
             )
-        params |= {
-            "run_id": record["run_id"],
-            "step_slug": record["step_slug"],
-            "task_index": record["task_index"],
-        }
+        params |= self._task_key(record)
         backoff = _BACKOFF_START
         deadline = time.monotonic() + 300
         while True:

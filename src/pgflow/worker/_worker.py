@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from pgflow import sql as core_sql
 from pgflow._db import resolve_url
@@ -123,6 +123,8 @@ class Worker:
         self.runners: dict[str, FlowRunner] = {}
         self.exit_reason: str | None = None
         self._pool: AsyncConnectionPool[Any] | None = None
+        self._sync_pool: ConnectionPool[Any] | None = None
+        self._sync_pool_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._background: list[asyncio.Task[Any]] = []
         self._runner_tasks: list[asyncio.Task[None]] = []
@@ -171,6 +173,7 @@ class Worker:
                     shutdown=self.shutdown,
                     stats=self.stats,
                     context_logger=task_logger,
+                    sync_connection=self._sync_connection,
                 )
                 await conn.execute(
                     core_sql.query("worker_register"),
@@ -237,6 +240,8 @@ class Worker:
             await self._pool.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._sync_pool is not None:
+            await asyncio.to_thread(self._sync_pool.close)
         self._stopped.set()
         log.info("worker %s stopped", self.function_name)
 
@@ -251,6 +256,22 @@ class Worker:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def _sync_connection(self) -> Any:
+        """A sync pooled connection for transactional sync handlers (the pool is made on the
+        first use, from the handler threads)."""
+        with self._sync_pool_lock:
+            if self._sync_pool is None:
+                assert self.database_url is not None
+                self._sync_pool = ConnectionPool(
+                    self.database_url,
+                    min_size=1,
+                    max_size=max(2, self.options.max_concurrent),
+                    kwargs={"autocommit": True},
+                    name="pgflow-worker-sync",
+                    open=True,
+                )
+            return self._sync_pool.connection()
 
     # -- background duties ----------------------------------------------------------------------
     async def _listen(self, url: str) -> None:
