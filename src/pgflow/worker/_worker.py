@@ -193,7 +193,13 @@ class Worker:
             self._background.append(asyncio.create_task(self._listen(url), name="pgflow:listen"))
         self._background.append(asyncio.create_task(self._heartbeat(), name="pgflow:heartbeat"))
         self._background.append(asyncio.create_task(self._summary(), name="pgflow:summary"))
-        self._background.append(asyncio.create_task(self._recover(), name="pgflow:recover"))
+        if await self._core_has("pgflow.recover_stalled_tasks(interval, integer)"):
+            self._background.append(asyncio.create_task(self._recover(), name="pgflow:recover"))
+        else:
+            log.warning(
+                "this database's pgflow core has no recover_stalled_tasks (an upstream core?): "
+                "tasks of workers that die stay 'started' until recovered by other means"
+            )
         log.info(
             "worker %s started: flows %s, max_concurrent %s, batch %s, %s",
             self.function_name,
@@ -340,6 +346,13 @@ class Worker:
                 # Not awaited here: stop() cancels this very task.
                 self._stopping = asyncio.get_running_loop().create_task(self.stop())
                 return
+
+    async def _core_has(self, signature: str) -> bool:
+        assert self._pool is not None
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT to_regprocedure(%s) IS NOT NULL", (signature,))
+            row = await cur.fetchone()
+        return bool(row and row[0])
 
     async def recover_stalled_tasks(self) -> list[dict[str, Any]]:
         """Requeue (or fail) tasks whose worker died; returns what was recovered. Any number of
