@@ -303,3 +303,23 @@ def test_job_is_a_single_step_flow() -> None:
         "flow 'run': invalid flow slug: 'run' is reserved (task inputs carry the run input under "
         "that key)"
     )
+
+
+def test_bind_handlers_checks_every_step_has_one() -> None:
+    from pgflow.dsl import FlowDefinition, bind_handlers
+
+    definition = FlowDefinition.from_data("rt", [{"slug": "a"}, {"slug": "b", "depends_on": ["a"]}])
+    assert _error(lambda: bind_handlers(definition, {"a": lambda run: 1})) == (
+        "flow 'rt': no handler for step(s) b"
+    )
+    assert _error(
+        lambda: bind_handlers(
+            definition, {"a": lambda run: 1, "b": lambda run, a: a, "c": lambda run: 0}
+        )
+    ) == ("flow 'rt': handlers for unknown step(s) c")
+    assert _error(lambda: bind_handlers(definition, {"a": lambda run: 1, "b": lambda run: 2})) == (
+        "flow 'rt', step 'b': handler <lambda>(run) cannot take the input: it accepts 1 "
+        "positional argument(s) but the step passes 2 (the run input and the output of 'a')"
+    )
+    flow = bind_handlers(definition, {"a": lambda run: 1, "b": lambda run, a: a})
+    assert [s.slug for s in flow.steps] == ["a", "b"]

@@ -209,3 +209,24 @@ async def test_worker_ensures_its_flows(pgflow_database_url: str) -> None:
     async with Worker([chain_flow()], database_url=pgflow_database_url, **FAST):
         steps = rows(pgflow_database_url, "SELECT step_slug FROM pgflow.steps ORDER BY step_index")
     assert [s["step_slug"] for s in steps] == ["first", "second", "third"]
+
+
+async def test_runtime_flow_with_handlers_bound_by_slug(pgflow_database_url: str) -> None:
+    import psycopg
+
+    from pgflow.dsl import FlowDefinition, bind_handlers
+    from pgflow.flows import upsert_flow
+
+    steps = [{"slug": "fetch"}, {"slug": "shout", "depends_on": ["fetch"], "timeout": 5}]
+    with psycopg.connect(pgflow_database_url, autocommit=True) as conn:
+        upsert_flow(conn, "tenant_7", steps, max_attempts=2)
+    definition = FlowDefinition.from_data("tenant_7", steps, {"max_attempts": 2})
+    flow = bind_handlers(
+        definition,
+        {"fetch": lambda run: run["word"], "shout": lambda run, word: word.upper()},
+    )
+    async with Worker([flow], database_url=pgflow_database_url, **FAST):
+        run = await wait_for_run(
+            pgflow_database_url, await start_run(pgflow_database_url, "tenant_7", {"word": "hi"})
+        )
+    assert run["output"] == {"shout": "HI"}

@@ -6,7 +6,7 @@ prints. Typed flows and jobs convert to it; runtime flows (``upsert_flow``) are 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,3 +99,35 @@ def definition_of(obj: Flow[Any] | Job[Any, Any] | FlowDefinition) -> FlowDefini
             for s in flow.steps
         ),
     )
+
+
+def bind_handlers(
+    definition: FlowDefinition, handlers: Mapping[str, Callable[..., Any]]
+) -> Flow[Any]:
+    """A runnable flow from a definition made at run time and handlers bound by step slug.
+
+    Every step needs a handler with the usual calling convention (the run input, then each
+    dependency's output, in the definition's order; an element for a map step)."""
+    missing = [s.slug for s in definition.steps if s.slug not in handlers]
+    if missing:
+        raise FlowDefinitionError(
+            f"{_rules.where(definition.slug)}: no handler for step(s) {', '.join(missing)}"
+        )
+    extra = sorted(set(handlers) - {s.slug for s in definition.steps})
+    if extra:
+        raise FlowDefinitionError(
+            f"{_rules.where(definition.slug)}: handlers for unknown step(s) {', '.join(extra)}"
+        )
+    flow: Flow[Any] = Flow(
+        definition.slug,
+        max_attempts=definition.options.get("max_attempts"),
+        base_delay=definition.options.get("base_delay"),
+        timeout=definition.options.get("timeout"),
+    )
+    for spec in definition.steps:
+        options: dict[str, Any] = {"slug": spec.slug, **dict(spec.options or {})}
+        if spec.step_type == "map":
+            flow.map(*spec.dependencies, **options)(handlers[spec.slug])
+        else:
+            flow.step(*spec.dependencies, **options)(handlers[spec.slug])
+    return flow
