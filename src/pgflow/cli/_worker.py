@@ -41,6 +41,13 @@ def worker_command(
             "(PgBouncer, Supavisor), where LISTEN does not work; polling alone is used then."
         ),
     ] = True,
+    pooler: Annotated[
+        bool,
+        typer.Option(
+            help="Connected through a transaction-mode pooler: poll without LISTEN and use no "
+            "server-side prepared statements."
+        ),
+    ] = False,
     shutdown_grace: Annotated[
         float, typer.Option(help="Seconds to let in-flight tasks finish on SIGTERM.", min=0)
     ] = 30.0,
@@ -79,6 +86,7 @@ def worker_command(
             batch_size=batch_size,
             poll_interval=poll_interval,
             listen=listen,
+            pooler=pooler,
             shutdown_grace=shutdown_grace,
             recovery_interval=recovery_interval,
             stalled_margin=stalled_margin,

@@ -57,6 +57,9 @@ class WorkerOptions:
     visibility_timeout: int = 2
     poll_interval: float = 1.0
     listen: bool = True
+    #: Behind a transaction-mode pooler (PgBouncer, Supavisor): no LISTEN (polling only) and
+    #: no server-side prepared statements, which such poolers cannot route.
+    pooler: bool = False
     heartbeat_interval: float = 5.0
     shutdown_grace: float = 30.0
     summary_interval: float = 60.0
@@ -146,7 +149,7 @@ class Worker:
             url,
             min_size=min(2, total + 1),
             max_size=max(4, min(total + 2, 32)),
-            kwargs={"autocommit": True},
+            kwargs=self._connection_kwargs(),
             open=False,
             name="pgflow-worker",
         )
@@ -263,6 +266,12 @@ class Worker:
     ) -> None:
         await self.stop()
 
+    def _connection_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if self.options.pooler:
+            kwargs["prepare_threshold"] = None
+        return kwargs
+
     def _sync_connection(self) -> Any:
         """A sync pooled connection for transactional sync handlers (the pool is made on the
         first use, from the handler threads)."""
@@ -273,7 +282,7 @@ class Worker:
                     self.database_url,
                     min_size=1,
                     max_size=max(2, self.options.max_concurrent),
-                    kwargs={"autocommit": True},
+                    kwargs=self._connection_kwargs(),
                     name="pgflow-worker-sync",
                     open=True,
                 )
