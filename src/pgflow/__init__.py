@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pgflow._version import __version__
+from pgflow.client import AsyncClient, Client
 from pgflow.context import Context
 from pgflow.dsl import Flow, Job, Step, job
 from pgflow.errors import (
@@ -10,27 +11,39 @@ from pgflow.errors import (
     DatabaseUnavailableError,
     EmbeddedServerError,
     FlowDefinitionError,
+    FlowNotFoundError,
     FlowShapeMismatchError,
     IncompatiblePgmqError,
     InstallError,
+    InvalidInputError,
     PgflowError,
+    RunNotFoundError,
+    StepOutputUnavailableError,
+    WaitTimeoutError,
 )
 from pgflow.installer import InstallReport, install, install_script
 
 __all__ = [
+    "AsyncClient",
+    "Client",
     "ConfigurationError",
     "Context",
     "DatabaseUnavailableError",
     "EmbeddedServerError",
     "Flow",
     "FlowDefinitionError",
+    "FlowNotFoundError",
     "FlowShapeMismatchError",
     "IncompatiblePgmqError",
     "InstallError",
     "InstallReport",
+    "InvalidInputError",
     "Job",
     "PgflowError",
+    "RunNotFoundError",
     "Step",
+    "StepOutputUnavailableError",
+    "WaitTimeoutError",
     "__version__",
     "install",
     "install_script",

@@ -12,11 +12,12 @@ from collections.abc import Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 T = TypeVar("T")
 Params = Mapping[str, Any] | Sequence[Any] | None
-Statement = tuple[str, Params]
+Statement = tuple[str | sql.SQL | sql.Composed, Params]
 Rows = list[dict[str, Any]]
 Operation = Generator[Statement, Rows, T]
 

@@ -48,3 +48,23 @@ class FlowShapeMismatchError(PgflowError):
             f"Recreating it (recreate=True) deletes the flow with its {runs} run(s), their "
             "tasks and its queue"
         )
+
+
+class FlowNotFoundError(PgflowError):
+    """No flow with this slug exists in the database."""
+
+
+class RunNotFoundError(PgflowError):
+    """No run with this id exists (or it was pruned)."""
+
+
+class InvalidInputError(PgflowError):
+    """Input refused before anything was written (not JSON, not an array for a root map…)."""
+
+
+class WaitTimeoutError(PgflowError, TimeoutError):
+    """A run did not finish within the time given to wait for it."""
+
+
+class StepOutputUnavailableError(PgflowError):
+    """The step has no output (it has not completed, or does not exist)."""

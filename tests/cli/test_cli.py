@@ -146,3 +146,20 @@ def test_embedded_server_life_cycle(embedded_dir: Path) -> None:
     assert run_cli("db", "start", env=env).returncode == 0
     again = run_cli("install", env=env)
     assert again.stdout.strip() == "pgflow schema is up to date"
+
+
+def test_health_command(pgflow_database_url: str) -> None:
+    healthy = run_cli("health", "-d", pgflow_database_url)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert "healthy" in healthy.stdout
+    with psycopg.connect(pgflow_database_url, autocommit=True) as conn:
+        conn.execute("SELECT pgflow.create_flow('unserved')")
+        conn.execute("SELECT pgflow.add_step('unserved', 'only')")
+        conn.execute("SELECT pgflow.start_flow('unserved', '{}')")
+    sick = run_cli("health", "--json", "-d", pgflow_database_url)
+    assert sick.returncode == 1
+    assert '"healthy": false' in sick.stdout
+    assert "flow 'unserved' has 1 queued message(s) and no live worker" in sick.stdout
+    unreachable = run_cli("health", "-d", UNREACHABLE)
+    assert unreachable.returncode == 1
+    assert "unreachable" in unreachable.stdout

@@ -15,6 +15,7 @@ import psycopg
 from pgflow import sql as core_sql
 from pgflow.testing._server import ENV_TEST_DATABASE_URL, TestDatabaseServer
 from pgflow.testing._snapshot import schema_snapshot
+from pgflow.testing._worker import running_worker
 
 
 def install_realtime_stub(conn: psycopg.Connection[object]) -> None:
@@ -26,5 +27,6 @@ __all__ = [
     "ENV_TEST_DATABASE_URL",
     "TestDatabaseServer",
     "install_realtime_stub",
+    "running_worker",
     "schema_snapshot",
 ]
