@@ -1,0 +1,10 @@
+"""Benchmarks of pgflow for Python, run as ``python -m bench <name>`` from the repository root.
+
+Sub-benchmarks:
+
+* ``core``: the SQL core driven through its public SQL API by worker processes, our core
+  against the upstream pgflow 0.8.1 core and against raw pgmq, on one server in one invocation
+  (:mod:`bench.core`).
+
+See ``bench/README.md``.
+"""
