@@ -149,3 +149,10 @@ async def test_scheduling_maintenance_and_health(
     assert [f.flow_slug for f in await aclient.list_flows()] == ["echo", "slow_chain"]
     assert await aclient.delete_flow("echo")
     assert not await aclient.flow_exists("echo")
+
+
+async def test_runtime_flow_definitions(aclient: AsyncClient) -> None:
+    steps = [{"slug": "a"}, {"slug": "b", "depends_on": ["a"]}]
+    assert (await aclient.upsert_flow("tenant_1", steps, timeout=9)).status == "created"
+    assert (await aclient.upsert_flow("tenant_1", steps, timeout=10)).status == "updated"
+    assert (await aclient.upsert_flow("tenant_1", steps, timeout=10)).status == "verified"

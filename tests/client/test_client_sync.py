@@ -281,3 +281,23 @@ def test_health_check(client: Client, pgflow_database_url: str) -> None:
         unreachable.close()
     assert not report.database
     assert not report.healthy
+
+
+def test_pydantic_flow_input_is_validated_before_starting(client: Client) -> None:
+    import pydantic
+
+    class Order(pydantic.BaseModel):
+        order_id: int
+
+    flow = Flow("typed_orders", input=Order)
+
+    @flow.step
+    def take(run: Order) -> int:
+        return run.order_id
+
+    client.ensure_flow(flow)
+    with pytest.raises(InvalidInputError, match="input of flow 'typed_orders' is invalid"):
+        client.start_flow(flow, {"order_id": "not a number"})
+    handle = client.start_flow(flow, Order(order_id=7))
+    assert client.get_flow_input(handle.run_id) == {"order_id": 7}
+    assert len(client.list_runs(flow="typed_orders").runs) == 1

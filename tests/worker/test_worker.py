@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import pydantic
 import pytest
 
 from pgflow import Context, Flow, job
@@ -230,3 +231,36 @@ async def test_runtime_flow_with_handlers_bound_by_slug(pgflow_database_url: str
             pgflow_database_url, await start_run(pgflow_database_url, "tenant_7", {"word": "hi"})
         )
     assert run["output"] == {"shout": "HI"}
+
+
+class Total(pydantic.BaseModel):
+    amount: float
+
+
+async def test_pydantic_outputs_are_validated_at_the_boundary(pgflow_database_url: str) -> None:
+    flow = Flow("models", max_attempts=1)
+
+    @flow.step
+    def good(run: Any) -> Total:
+        return {"amount": "2.5"}  # type: ignore[return-value]  # a dict that fits the model
+
+    @flow.step
+    def bad(run: Any) -> Total:
+        return {"amount": "lots"}  # type: ignore[return-value]
+
+    async with Worker([flow], database_url=pgflow_database_url, **FAST):
+        run = await wait_for_run(
+            pgflow_database_url, await start_run(pgflow_database_url, "models", {})
+        )
+    assert run["status"] == "failed"
+    tasks = {
+        r["step_slug"]: r
+        for r in rows(
+            pgflow_database_url,
+            "SELECT step_slug, status, output, error_message FROM pgflow.step_tasks",
+        )
+    }
+    assert tasks["bad"]["status"] == "failed"
+    assert tasks["bad"]["error_message"].startswith("ValidationError: 1 validation error for Total")
+    if tasks["good"]["status"] == "completed":  # the run may fail before good is reported
+        assert tasks["good"]["output"] == {"amount": 2.5}

@@ -62,6 +62,12 @@ def flow_slug(flow: FlowRef) -> str:
 def prepare_input(flow: FlowRef, payload: Any) -> Jsonb:
     """The run input as JSON, checked before anything is written."""
     slug = flow_slug(flow)
+    input_type = flow.input_type if isinstance(flow, Flow) else None
+    if input_type is not None and hasattr(input_type, "model_validate"):
+        try:  # a pydantic flow input: the run starts only with input the handlers accept
+            payload = input_type.model_validate(payload)
+        except ValueError as exc:
+            raise InvalidInputError(f"input of flow {slug!r} is invalid: {exc}") from None
     value = to_json_value(payload)
     try:
         json.dumps(value, allow_nan=False)

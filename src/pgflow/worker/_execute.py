@@ -75,8 +75,14 @@ def _reject_non_json(value: Any, path: str = "output") -> None:
     raise OutputError(f"{path} is a {type(value).__name__}, which is not JSON-serialisable")
 
 
-def json_output(value: Any) -> Any:
-    """The handler's return value as a JSON value, exactly (0, false, "" and null included)."""
+def json_output(value: Any, model: Any = None) -> Any:
+    """The handler's return value as a JSON value, exactly (0, false, "" and null included).
+
+    A handler annotated to return a pydantic model has its output validated against it (a
+    plain dict is accepted if it fits), so a malformed output fails the task, not its readers.
+    """
+    if model is not None and not isinstance(value, model):
+        value = model.model_validate(value)
     converted = to_json_value(value)
     _reject_non_json(converted)
     # Round-trip once so that tuples become lists and nothing non-JSON slips through.
@@ -113,7 +119,7 @@ async def execute(
                 contextvars.copy_context().run, call.fn, *args, **kwargs
             )
             result = await asyncio.wait_for(loop.run_in_executor(executor, bound), timeout)
-        return Outcome(output=json_output(result))
+        return Outcome(output=json_output(result, call.return_model))
     except TimeoutError:
         kind = "cancelled" if call.is_async else "abandoned (its thread keeps running)"
         return Outcome(
@@ -190,7 +196,7 @@ async def execute_in_transaction(
                 with conn.transaction():
                     ctx.conn = conn
                     args, kwargs = step.call.arguments(handler_values(step, task_input), ctx)
-                    output = json_output(step.call.fn(*args, **kwargs))
+                    output = json_output(step.call.fn(*args, **kwargs), step.call.return_model)
                     if not decided.acquire(blocking=False):
                         raise psycopg.Rollback()  # failed at the timeout meanwhile
                     conn.execute(query, params | {"output": Jsonb(output)})
