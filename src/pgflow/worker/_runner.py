@@ -80,6 +80,12 @@ class FlowRunner:
         self.in_flight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self.timeouts: dict[str, float] = {}
+        #: True on a core without claim_tasks (upstream pgflow): the plain 0.8.1 protocol.
+        self.classic = False
+        # Single-task steps this runner claimed itself: their step:started event brings no
+        # news, so it does not trigger a poll (most of a chain's hops are claimed that way).
+        self._single_steps = {s.slug for s in flow.steps if s.step_type == "single"}
+        self._claimed_singles: dict[tuple[str, str], None] = {}
         self._next_visible = sql.SQL(core_sql.query("worker_next_visible")).format(
             table=sql.Identifier(f"q_{flow.slug.lower()}")
         )
@@ -92,6 +98,12 @@ class FlowRunner:
             self.timeouts = {r["step_slug"]: float(r["timeout"]) for r in await cur.fetchall()}
 
     # -- the loop -------------------------------------------------------------------------------
+    def notice_started(self, run_id: str, step_slug: str | None) -> None:
+        """A step:started event of this flow: poll, unless it is a task claimed here."""
+        if step_slug is not None and self._claimed_singles.pop((run_id, step_slug), 0) is None:
+            return
+        self.wake.set()
+
     def stop_accepting(self) -> None:
         self.accepting = False
         self.wake.set()
@@ -122,10 +134,7 @@ class FlowRunner:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
                 continue
-            for record, details in claimed:
-                task = asyncio.create_task(self._run_task(record, details))
-                self.in_flight.add(task)
-                task.add_done_callback(self._finished)
+            self._dispatch(claimed)
             if idle_for is not None and self.accepting:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), idle_for)
@@ -136,8 +145,21 @@ class FlowRunner:
         if not task.cancelled() and task.exception() is not None:  # pragma: no cover - a bug
             log.error("flow %s: task crashed", self.flow.slug, exc_info=task.exception())
 
-    async def _claim(self, qty: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def _claim_params(self, qty: int) -> dict[str, Any]:
+        return {
+            "flow_slug": self.flow.slug,
+            "vt": self.visibility_timeout,
+            "qty": qty,
+            "worker_id": self.worker_id,
+        }
+
+    async def _claim(self, qty: int) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            if not self.classic:
+                await cur.execute(core_sql.query("worker_claim"), self._claim_params(qty))
+                rows: list[dict[str, Any]] = await cur.fetchall()
+                return rows
+            # The two calls of the 0.8.1 protocol, then what the context needs.
             await cur.execute(
                 core_sql.query("worker_read_messages"),
                 {"queue": self.flow.slug, "vt": self.visibility_timeout, "qty": qty},
@@ -160,8 +182,19 @@ class FlowRunner:
                 (d["run_id"], d["step_slug"], d["task_index"]): d for d in await cur.fetchall()
             }
         return [
-            (r, details.get((r["run_id"], r["step_slug"], r["task_index"]), {})) for r in records
+            {**r, **details.get((r["run_id"], r["step_slug"], r["task_index"]), {})}
+            for r in records
         ]
+
+    def _dispatch(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            if record["step_slug"] in self._single_steps:
+                self._claimed_singles[(str(record["run_id"]), record["step_slug"])] = None
+                while len(self._claimed_singles) > 1000:  # events may be switched off
+                    self._claimed_singles.pop(next(iter(self._claimed_singles)))
+            task = asyncio.create_task(self._run_task(record))
+            self.in_flight.add(task)
+            task.add_done_callback(self._finished)
 
     async def _idle_time(self) -> float:
         """How long to sleep when there is nothing to do: until the next delayed message
@@ -175,7 +208,7 @@ class FlowRunner:
         return max(0.0, min(self.poll_interval, float(seconds)))
 
     # -- one task -------------------------------------------------------------------------------
-    async def _run_task(self, record: dict[str, Any], details: dict[str, Any]) -> None:
+    async def _run_task(self, record: dict[str, Any]) -> None:
         step_slug = record["step_slug"]
         try:
             step = self.flow[step_slug]
@@ -191,8 +224,8 @@ class FlowRunner:
                 flow_slug=self.flow.slug,
                 step_slug=step_slug,
                 task_index=record["task_index"],
-                attempt=int(details.get("attempts_count") or 1),
-                flow_input=details.get("flow_input"),
+                attempt=int(record.get("attempt") or 1),
+                flow_input=record.get("flow_input"),
                 input=task_input,
                 worker_id=self.worker_id,
                 msg_id=record["msg_id"],
@@ -263,10 +296,31 @@ class FlowRunner:
         params |= self._task_key(record)
         backoff = _BACKOFF_START
         deadline = time.monotonic() + 300
+        claimed: list[dict[str, Any]] = []
+        claim_next = True
+        stage = "report"
         while True:
             try:
                 async with self.pool.connection() as conn:
-                    await conn.execute(query, params)
+                    stage = "report"
+                    if outcome.failed or not self.accepting or not claim_next or self.classic:
+                        await conn.execute(query, params)
+                    else:
+                        # The completion most likely queued the next step: claim it in the same
+                        # statement and commit, so a hop of a chain costs one round trip.
+                        stage = "claim"
+                        free = self.max_concurrent - len(self.in_flight) + 1
+                        async with conn.cursor(row_factory=dict_row) as cur:
+                            await cur.execute(
+                                core_sql.query("worker_complete_and_claim"),
+                                params
+                                | {
+                                    "qty": max(1, min(self.batch_size, free)),
+                                    "vt": self.visibility_timeout,
+                                    "worker_id": self.worker_id,
+                                },
+                            )
+                            claimed = await cur.fetchall()
                 break
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
@@ -284,6 +338,12 @@ class FlowRunner:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
             except psycopg.Error as exc:
+                if stage == "claim":
+                    # Never let claiming undo a completion: report it again on its own (which
+                    # also tells a refused output from a failed claim).
+                    log.debug("complete and claim failed (%s); reporting alone", exc)
+                    claim_next = False
+                    continue
                 if outcome.failed:
                     log.error("fail_task refused %s: %s", record["step_slug"], exc)  # noqa: TRY400
                     return
@@ -299,8 +359,11 @@ class FlowRunner:
             self.stats.failed += 1
         else:
             self.stats.completed += 1
-        # Our own completion most likely queued the next step: look at once.
-        self.wake.set()
+        if claimed:
+            self._dispatch(claimed)
+        else:
+            # Nothing claimed along the way (or a failure): let the loop look at once.
+            self.wake.set()
 
 
 RunnerFactory = Callable[[Flow[Any], uuid.UUID], FlowRunner]

@@ -188,6 +188,10 @@ class Worker:
                 )
                 await runner.load_timeouts()
                 self.runners[flow.slug] = runner
+        if not await self._core_has("pgflow.claim_tasks(text, integer, integer, uuid)"):
+            log.info("the SQL core has no claim_tasks: using the plain 0.8.1 worker protocol")
+            for runner in self.runners.values():
+                runner.classic = True
         for runner in self.runners.values():
             self._runner_tasks.append(
                 asyncio.create_task(runner.run(), name=f"pgflow:{runner.flow.slug}")
@@ -325,7 +329,7 @@ class Worker:
             return
         runner = self.runners.get(str(event.get("flow_slug")))
         if runner is not None and event.get("event_type") == "step:started":
-            runner.wake.set()
+            runner.notice_started(str(event.get("run_id")), event.get("step_slug"))
 
     async def _heartbeat(self) -> None:
         ids = {runner.worker_id: slug for slug, runner in self.runners.items()}

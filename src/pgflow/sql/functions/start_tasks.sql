@@ -3,12 +3,18 @@
 -- The timeout extension follows the contract; upstream 0.8.1 as shipped leaves the read's
 -- short timeout in place (seen in differential tests), so a long task's message keeps coming
 -- back to pollers. Dropping the "vt_done" join at the end gives upstream's behaviour.
+--
+-- PL/pgSQL rather than SQL only so that the plan of this hot query is cached per session
+-- (PostgreSQL before 18 plans an SQL function's body again on every call); callers see no
+-- difference.
 CREATE OR REPLACE FUNCTION pgflow.start_tasks(flow_slug text, msg_ids bigint[], worker_id uuid)
 RETURNS SETOF pgflow.step_task_record
-LANGUAGE sql
+LANGUAGE plpgsql
 VOLATILE
 SET search_path = ''
 AS $$
+BEGIN
+    RETURN QUERY
     WITH started AS (
         -- Only queued tasks: a redelivered message of a task that is already running (or
         -- done) must not start it twice. Tasks of failed runs are left alone.
@@ -101,4 +107,5 @@ AS $$
     -- Referencing the visibility CTE is what makes it run; it yields a single row.
     CROSS JOIN (SELECT count(*) FROM visibility) AS vt_done
     ORDER BY st.message_id;
+END;
 $$;

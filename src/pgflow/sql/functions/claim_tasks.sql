@@ -1,0 +1,65 @@
+-- What a worker does to get work, in one call (one round trip, one commit; additive to the
+-- 0.8.1 contract, which keeps read + start_tasks as two calls): read up to qty visible
+-- messages, start their tasks, and return each task with its attempt number and run input.
+--
+-- It can run late in a transaction that also completed a task (the worker claims the next
+-- step's tasks in the commit that queued them). The flow is the caller's: not repeated. Tasks queued by a transaction that began after
+-- this one cannot be started by it, since started_at would precede queued_at: their messages
+-- are made visible again at once for the next poll instead.
+CREATE OR REPLACE FUNCTION pgflow.claim_tasks(flow_slug text, qty int, vt int, worker_id uuid)
+RETURNS TABLE (
+    run_id uuid,
+    step_slug text,
+    input jsonb,
+    msg_id bigint,
+    task_index int,
+    attempt int,
+    flow_input jsonb
+)
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = ''
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_read bigint[];
+    v_later bigint[];
+    v_claimed pgflow.step_task_record[];
+BEGIN
+    SELECT array_agg(m.msg_id) INTO v_read
+    FROM pgmq.read(claim_tasks.flow_slug, claim_tasks.vt, claim_tasks.qty) AS m;
+    IF v_read IS NULL THEN
+        RETURN;
+    END IF;
+
+    SELECT array_agg(t.message_id) INTO v_later
+    FROM pgflow.step_tasks AS t
+    WHERE t.flow_slug = claim_tasks.flow_slug
+      AND t.message_id = ANY (v_read)
+      AND t.queued_at > now();
+    IF v_later IS NOT NULL THEN
+        PERFORM pgflow.set_vt_batch(
+            claim_tasks.flow_slug, v_later, array_fill(0, ARRAY[cardinality(v_later)])
+        );
+        SELECT array_agg(id) INTO v_read FROM unnest(v_read) AS id WHERE id <> ALL (v_later);
+        IF v_read IS NULL THEN
+            RETURN;
+        END IF;
+    END IF;
+
+    SELECT array_agg(s) INTO v_claimed
+    FROM pgflow.start_tasks(claim_tasks.flow_slug, v_read, claim_tasks.worker_id) AS s;
+    IF v_claimed IS NULL THEN
+        RETURN;
+    END IF;
+
+    -- A statement of its own: it sees start_tasks' updates (attempts_count included).
+    RETURN QUERY
+    SELECT c.run_id, c.step_slug, c.input, c.msg_id, c.task_index,
+           t.attempts_count, r.input
+    FROM unnest(v_claimed) AS c
+    JOIN pgflow.step_tasks AS t
+      ON t.run_id = c.run_id AND t.step_slug = c.step_slug AND t.task_index = c.task_index
+    JOIN pgflow.runs AS r ON r.run_id = c.run_id;
+END;
+$$;

@@ -1,0 +1,2 @@
+SELECT run_id, step_slug, input, msg_id, task_index, attempt, flow_input
+FROM pgflow.claim_tasks(%(flow_slug)s, %(qty)s, %(vt)s, %(worker_id)s)

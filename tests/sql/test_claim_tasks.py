@@ -1,0 +1,78 @@
+"""claim_tasks and complete_task_and_claim: the worker's one-round-trip calls (additive)."""
+
+from __future__ import annotations
+
+import psycopg
+
+from .conftest import Core, jb, q
+
+
+def _claim(core: Core, flow: str, qty: int = 10) -> list[dict[str, object]]:
+    return q(
+        core.conn, "SELECT * FROM pgflow.claim_tasks(%s, %s, 2, %s)", flow, qty, core.worker_id
+    )
+
+
+def test_claim_reads_starts_and_describes_tasks(core: Core) -> None:
+    core.flow("claims", [("a", []), ("b", [])], timeout=7)
+    run = core.start_flow("claims", {"x": 1})
+    claimed = _claim(core, "claims", qty=1)
+    assert len(claimed) == 1
+    (task,) = claimed
+    assert task["input"] == {"run": {"x": 1}}
+    assert task["attempt"] == 1
+    assert task["flow_input"] == {"x": 1}
+    row = core.task(run["run_id"], task["step_slug"])  # type: ignore[arg-type]
+    assert row["status"] == "started"
+    assert row["last_worker_id"] == core.worker_id
+    (message,) = [m for m in core.queue("claims") if m["msg_id"] == task["msg_id"]]
+    assert 8 < message["vt_in"] <= 9  # hidden for the step's timeout + 2 s, as start_tasks does
+    assert len(_claim(core, "claims")) == 1  # the other one
+    assert _claim(core, "claims") == []
+
+
+def test_complete_and_claim_takes_the_next_step_in_the_same_commit(core: Core) -> None:
+    core.flow("hops", [("a", []), ("b", ["a"])])
+    run = core.start_flow("hops", {})
+    (first,) = _claim(core, "hops")
+    nxt = q(
+        core.conn,
+        "SELECT * FROM pgflow.complete_task_and_claim(%s, 'a', 0, %s::jsonb, 5, 2, %s)",
+        run["run_id"],
+        jb([1, 2]),
+        core.worker_id,
+    )
+    assert [(t["step_slug"], t["input"], t["attempt"]) for t in nxt] == [
+        ("b", {"run": {}, "a": [1, 2]}, 1)
+    ]
+    assert core.task(run["run_id"], "a")["status"] == "completed"
+    assert core.task(run["run_id"], "b")["status"] == "started"
+    # A refused completion claims nothing.
+    assert (
+        q(
+            core.conn,
+            "SELECT * FROM pgflow.complete_task_and_claim(%s, 'a', 0, '1'::jsonb, 5, 2, %s)",
+            run["run_id"],
+            core.worker_id,
+        )
+        == []
+    )
+    assert first["step_slug"] == "a"
+
+
+def test_tasks_queued_after_the_claiming_transaction_began_are_handed_back(
+    core: Core, pgflow_database_url: str
+) -> None:
+    core.flow("late", [("a", [])])
+    with psycopg.connect(pgflow_database_url) as early:
+        early.execute("SELECT now()")  # this transaction's now() is fixed from here on
+        with psycopg.connect(pgflow_database_url, autocommit=True) as other:
+            other.execute("SELECT pgflow.start_flow('late', '{}'::jsonb)")
+        claimed = early.execute(
+            "SELECT * FROM pgflow.claim_tasks('late', 10, 30, %s)", (core.worker_id,)
+        ).fetchall()
+        early.commit()
+    assert claimed == []
+    (message,) = core.queue("late")
+    assert message["vt_in"] <= 0.5  # visible again at once, not after the read's 30 s
+    assert len(_claim(core, "late")) == 1
