@@ -8,6 +8,7 @@ import sys
 #: Sub-benchmark name -> module with a ``main(argv) -> int``.
 BENCHMARKS = {
     "core": "bench.core",
+    "worker": "bench.worker",
 }
 
 USAGE = "usage: python -m bench {" + ",".join(BENCHMARKS) + "} [options]  (-h for options)"
