@@ -59,7 +59,9 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def _spawn(url: str, module_dir: Path, count: int) -> list[subprocess.Popen[bytes]]:
+def _spawn(
+    url: str, module_dir: Path, count: int, max_concurrent: int = 10, batch_size: int = 10
+) -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, "PYTHONPATH": str(module_dir)}
     return [
         subprocess.Popen(
@@ -72,9 +74,9 @@ def _spawn(url: str, module_dir: Path, count: int) -> list[subprocess.Popen[byte
                 "-d",
                 url,
                 "--max-concurrent",
-                "50",
+                str(max_concurrent),
                 "--batch-size",
-                "50",
+                str(batch_size),
                 "--log-level",
                 "warning",
             ],
@@ -92,7 +94,9 @@ def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
         proc.wait(60)
 
 
-def throughput(url: str, module_dir: Path, runs: int, workers: int) -> dict[str, float]:
+def throughput(
+    url: str, module_dir: Path, runs: int, workers: int, max_concurrent: int, batch_size: int
+) -> dict[str, float]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "SELECT count(*) FROM unnest(%s::jsonb[]) AS i(input), "
@@ -100,7 +104,7 @@ def throughput(url: str, module_dir: Path, runs: int, workers: int) -> dict[str,
             (["{}"] * runs,),
         )
     began = time.monotonic()
-    procs = _spawn(url, module_dir, workers)
+    procs = _spawn(url, module_dir, workers, max_concurrent, batch_size)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             while True:
@@ -157,6 +161,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--latency-runs", type=int, default=200)
+    parser.add_argument("--max-concurrent", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=10)
     args = parser.parse_args(argv)
 
     dbname = f"pgflow_bench_worker_{uuid.uuid4().hex[:8]}"
@@ -174,9 +180,12 @@ def main(argv: list[str]) -> int:
                     conn.execute(
                         "SELECT pgflow.add_step('bench_chain', %s, %s::text[])", (step, deps)
                     )
-            result = throughput(url, module_dir, args.runs, args.workers)
+            result = throughput(
+                url, module_dir, args.runs, args.workers, args.max_concurrent, args.batch_size
+            )
             print(
-                f"throughput: {args.runs} chains x 3 tasks, {args.workers} worker processes: "
+                f"throughput: {args.runs} chains x 3 tasks, {args.workers} worker processes "
+                f"(max_concurrent {args.max_concurrent}, batch {args.batch_size}): "
                 f"{result['tasks']:.0f} tasks in {result['busy_seconds']:.2f} s busy "
                 f"-> {result['tasks_per_second']:,.0f} tasks/s"
             )
