@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from pgflow._version import __version__
-from pgflow.cli import _compile, _db_commands, _health, _install, _worker
+from pgflow.cli import _compile, _db_commands, _health, _install, _runs, _worker
 
 app = typer.Typer(
     name="pgflow",
@@ -43,6 +43,8 @@ app.command("status")(_install.status_command)
 app.command("compile")(_compile.compile_command)
 app.command("worker")(_worker.worker_command)
 app.command("health")(_health.health_command)
+app.command("runs")(_runs.runs_command)
+app.command("run")(_runs.run_command)
 app.add_typer(_db_commands.db_app, name="db")
 
 
