@@ -13,7 +13,7 @@ from typing import Literal
 
 import psycopg.conninfo
 
-from pgflow.errors import ConfigurationError
+from pgflow.errors import ConfigurationError, first_line
 
 ENV_DATABASE_URL = "PGFLOW_DATABASE_URL"
 ENV_FALLBACK_DATABASE_URL = "DATABASE_URL"
@@ -41,8 +41,9 @@ def validate_url(url: str, *, origin: str = "database URL") -> str:
     try:
         psycopg.conninfo.conninfo_to_dict(text)
     except psycopg.ProgrammingError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unparsable"
-        raise ConfigurationError(f"{origin} is not a valid PostgreSQL URL: {reason}") from None
+        raise ConfigurationError(
+            f"{origin} is not a valid PostgreSQL URL: {first_line(exc, 'unparsable')}"
+        ) from None
     return text
 
 

@@ -7,6 +7,13 @@ that line and exits non-zero, without a traceback.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, default: str | None = None) -> str:
+    """The first line of an error's text (database errors run to several), for one-line
+    messages; ``default`` (else the error's type name) when it has no text."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else (default or type(exc).__name__)
+
+
 class PgflowError(Exception):
     """Base class of every error this package raises on purpose."""
 

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,7 +22,7 @@ from psycopg import sql as pgsql
 from pgflow import sql as core_sql
 from pgflow._db import connect
 from pgflow._version import __version__
-from pgflow.errors import IncompatiblePgmqError, InstallError
+from pgflow.errors import IncompatiblePgmqError, InstallError, first_line
 
 #: pgflow core 0.8 needs pgmq's message headers, added in pgmq 1.5.0.
 MIN_PGMQ_VERSION = (1, 5, 0)
@@ -306,7 +306,7 @@ def _has_realtime(conn: psycopg.Connection) -> bool:
 
 
 def _explain(exc: psycopg.Error, where: str) -> InstallError:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = first_line(exc)
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return InstallError(
             f"permission denied while installing ({first}); connect as a role that may create "
@@ -480,6 +480,20 @@ class SchemaStatus:
         }
 
 
+def compare_with_shipped(
+    recorded: Mapping[str, str],
+) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """(applied, pending) migrations of this package and whether the functions are current,
+    given what ``pgflow.schema_migrations`` records (name -> checksum)."""
+    shipped = [m.name for m in core_sql.migrations()]
+    applied = tuple(n for n in shipped if n in recorded)
+    pending = tuple(n for n in shipped if n not in recorded)
+    current = recorded.get(FUNCTIONS_RECORD) == core_sql.functions_checksum() or not (
+        core_sql.functions()
+    )
+    return applied, pending, current
+
+
 def schema_status(conn: psycopg.Connection) -> SchemaStatus:
     """Inspect a database without changing it."""
     version_row = conn.execute("SELECT current_setting('server_version'), current_database()")
@@ -488,7 +502,7 @@ def schema_status(conn: psycopg.Connection) -> SchemaStatus:
         "SELECT to_regclass('pgflow.schema_migrations') IS NOT NULL"
     ).fetchone()
     recorded = _recorded(conn) if has_bookkeeping and has_bookkeeping[0] else {}
-    shipped = [m.name for m in core_sql.migrations()]
+    applied, pending, functions_current = compare_with_shipped(recorded)
     flows_row = (
         conn.execute("SELECT count(*) FROM pgflow.flows").fetchone()
         if conn.execute("SELECT to_regclass('pgflow.flows') IS NOT NULL").fetchone() == (True,)
@@ -498,10 +512,9 @@ def schema_status(conn: psycopg.Connection) -> SchemaStatus:
         server_version=str(server_version),
         database=str(database),
         pgmq=_installed_pgmq(conn),
-        applied_migrations=tuple(n for n in shipped if n in recorded),
-        pending_migrations=tuple(n for n in shipped if n not in recorded),
-        functions_current=recorded.get(FUNCTIONS_RECORD) == core_sql.functions_checksum()
-        or not core_sql.functions(),
+        applied_migrations=applied,
+        pending_migrations=pending,
+        functions_current=functions_current,
         realtime=_has_realtime(conn),
         flows=int(flows_row[0]) if flows_row else 0,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
 
@@ -14,7 +13,7 @@ from rich.console import Console
 from pgflow._db import resolve_url
 from pgflow._embedded import EmbeddedServer
 from pgflow.config import choose_database
-from pgflow.errors import PgflowError
+from pgflow.errors import PgflowError, first_line
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -53,8 +52,7 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
         except PgflowError as exc:
             raise fail(str(exc)) from None
         except psycopg.Error as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise fail(f"database error: {first}") from None
+            raise fail(f"database error: {first_line(exc)}") from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
 
@@ -73,7 +71,3 @@ def _announce_embedded(server: EmbeddedServer, url: str) -> None:
 def database_url(flag: str | None) -> str:
     """Resolve the database for a command, announcing the embedded server when it is used."""
     return resolve_url(choose_database(flag), on_embedded=_announce_embedded)
-
-
-def is_tty() -> bool:
-    return sys.stdout.isatty()

@@ -39,6 +39,7 @@ from pgflow.errors import (
     StepOutputUnavailableError,
 )
 from pgflow.events import RunEvent
+from pgflow.installer import compare_with_shipped
 
 FlowRef = Flow[Any] | Job[Any, Any] | FlowDefinition | str
 
@@ -292,10 +293,7 @@ def health_check() -> Operation[HealthReport]:
     if info["has_bookkeeping"]:
         rows = yield "SELECT name, checksum FROM pgflow.schema_migrations", None
         recorded = {r["name"]: r["checksum"] for r in rows}
-    shipped = [m.name for m in core_sql.migrations()]
-    applied = tuple(n for n in shipped if n in recorded)
-    pending = tuple(n for n in shipped if n not in recorded)
-    functions_current = recorded.get("functions") == core_sql.functions_checksum()
+    applied, pending, functions_current = compare_with_shipped(recorded)
     if not info["has_pgmq"]:
         problems.append("pgmq is not installed")
     if pending or not functions_current:

@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from pgflow import sql as core_sql
 from pgflow.context import Context
 from pgflow.dsl._flow import Flow
+from pgflow.errors import first_line
 from pgflow.worker._execute import COMMITTED, Outcome, execute, execute_in_transaction
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class FlowRunner:
                 log.warning(
                     "flow %s: database error while polling (%s); retrying in %.1fs",
                     self.flow.slug,
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    first_line(exc),
                     backoff,
                 )
                 self.stats.reconnects += 1
@@ -349,8 +350,9 @@ class FlowRunner:
                     return
                 # The SQL core refused the output (for example one too large for jsonb):
                 # fail the task with the reason rather than leave it running forever.
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                outcome = Outcome(error=f"WorkerError: complete_task refused the output: {first}")
+                outcome = Outcome(
+                    error=f"WorkerError: complete_task refused the output: {first_line(exc)}"
+                )
                 query, params = (
                     core_sql.query("worker_fail_task"),
                     params | {"error": outcome.error},
@@ -364,6 +366,3 @@ class FlowRunner:
         else:
             # Nothing claimed along the way (or a failure): let the loop look at once.
             self.wake.set()
-
-
-RunnerFactory = Callable[[Flow[Any], uuid.UUID], FlowRunner]

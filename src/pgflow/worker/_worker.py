@@ -38,7 +38,7 @@ from pgflow.config import choose_database
 from pgflow.dsl._definition import definition_of
 from pgflow.dsl._flow import Flow
 from pgflow.dsl._job import Job
-from pgflow.errors import ConfigurationError
+from pgflow.errors import ConfigurationError, first_line
 from pgflow.flows import aensure_flow
 from pgflow.worker._runner import FlowRunner, Stats
 
@@ -314,7 +314,7 @@ class Worker:
                 raise
             except psycopg.Error as exc:
                 self.listening = False
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                first = first_line(exc)
                 log.warning(
                     "event listener lost its connection (%s); reconnecting in %.1fs", first, backoff
                 )
