@@ -34,7 +34,7 @@ from pgflow.client import Client, RunWithStates
 from pgflow.config import DatabaseChoice, choose_database, redact
 from pgflow.events import EventHub
 from pgflow.installer import install_on
-from pgflow.testing import running_worker
+from pgflow.worker import background_worker
 
 #: Give up on the run after this long; it takes a few seconds.
 RUN_TIMEOUT = 60.0
@@ -86,7 +86,7 @@ def demo_command(
         # replaced (with its old runs) rather than refused.
         ensured = client.ensure_flow(demo.flow, recreate=True)
         _say(narrator, f"flow {demo.flow.slug}: {ensured.status}")
-        with running_worker([demo.flow], url, **WORKER_OPTIONS):
+        with background_worker([demo.flow], url, **WORKER_OPTIONS):
             _say(narrator, f"worker started (in this process), serving {demo.flow.slug}")
             run_id = client.start_flow(demo.flow, {"articles": items}).run_id
             _say(narrator, f"run {run_id} started: fetch {items} articles, count their words")
