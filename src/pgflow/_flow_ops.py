@@ -12,7 +12,7 @@ from psycopg import sql
 from pgflow._ops import Operation
 from pgflow.dsl._compile import compile_flow
 from pgflow.dsl._definition import SQL_FLOW_DEFAULTS, FlowDefinition
-from pgflow.dsl._rules import STEP_OPTIONS
+from pgflow.dsl._rules import CONDITION_OPTIONS, STEP_OPTIONS
 from pgflow.errors import FlowShapeMismatchError
 
 EnsureStatus = Literal["created", "verified", "updated", "recreated"]
@@ -42,15 +42,21 @@ class FlowSummary:
 # compiling the same flow at start-up wait for each other.
 _LOCK = "SELECT pg_advisory_xact_lock(1, hashtext(%s))"
 
+# The condition columns are read through the row's JSON so that a core without them (upstream
+# 0.8.1) reads as NULL, which stands for the defaults.
 _READ_STEPS = """
 SELECT s.step_slug, s.step_type, s.step_index,
        s.opt_max_attempts, s.opt_base_delay, s.opt_timeout, s.opt_start_delay,
-       coalesce(array_agg(d.dep_slug ORDER BY d.dep_slug) FILTER (WHERE d.dep_slug IS NOT NULL),
-                '{}') AS deps
+       coalesce((SELECT array_agg(d.dep_slug ORDER BY d.dep_slug)
+                 FROM pgflow.deps AS d
+                 WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug), '{}') AS deps,
+       j.step -> 'required_input_pattern' AS required_input_pattern,
+       j.step -> 'forbidden_input_pattern' AS forbidden_input_pattern,
+       coalesce(j.step ->> 'when_unmet', 'skip') AS when_unmet,
+       coalesce(j.step ->> 'when_exhausted', 'fail') AS when_exhausted
 FROM pgflow.steps AS s
-LEFT JOIN pgflow.deps AS d ON d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
+CROSS JOIN LATERAL (SELECT to_jsonb(s) AS step) AS j
 WHERE s.flow_slug = %s
-GROUP BY s.flow_slug, s.step_slug
 ORDER BY s.step_index
 """
 
@@ -61,10 +67,24 @@ def _create(definition: FlowDefinition) -> Operation[None]:
 
 
 def compare_shapes(definition: FlowDefinition, db_steps: list[dict[str, Any]]) -> list[str]:
-    """Differences in steps, their order, types and dependencies (options are not shape)."""
+    """Differences in steps, their order, types, dependencies and conditions (options are not
+    shape)."""
     differences: list[str] = []
     code = definition.shape()
-    database = [(r["step_slug"], r["step_type"], tuple(r["deps"])) for r in db_steps]
+    database = [
+        (
+            r["step_slug"],
+            r["step_type"],
+            tuple(r["deps"]),
+            (
+                r["required_input_pattern"],
+                r["forbidden_input_pattern"],
+                r["when_unmet"],
+                r["when_exhausted"],
+            ),
+        )
+        for r in db_steps
+    ]
     if len(code) != len(database):
         differences.append(
             f"step count differs: code has {len(code)}, database has {len(database)}"
@@ -82,6 +102,14 @@ def compare_shapes(definition: FlowDefinition, db_steps: list[dict[str, Any]]) -
                 f"step {mine[0]!r}: dependencies differ: code [{', '.join(mine[2])}], "
                 f"database [{', '.join(theirs[2])}]"
             )
+        for name, mine_value, their_value in zip(
+            CONDITION_OPTIONS, mine[3], theirs[3], strict=True
+        ):
+            if mine_value != their_value:
+                differences.append(
+                    f"step {mine[0]!r}: {name} differs: code {mine_value!r}, "
+                    f"database {their_value!r}"
+                )
     for extra in code[len(database) :]:
         differences.append(f"step {extra[0]!r} is missing in the database")
     for extra in database[len(code) :]:

@@ -192,11 +192,15 @@ SIGNATURES = {
         "timeout integer DEFAULT 60",
         "pgflow.flows",
     ),
+    # The 0.8.1 parameters, then the four upstream 0.14 appended for conditional steps (the
+    # 0.8.1 overload is gone, as upstream's: calls written for it reach this one unchanged).
     "add_step": (
         "flow_slug text, step_slug text, deps_slugs text[] DEFAULT '{}'::text[], "
         "max_attempts integer DEFAULT NULL::integer, base_delay integer DEFAULT NULL::integer, "
         "timeout integer DEFAULT NULL::integer, start_delay integer DEFAULT NULL::integer, "
-        "step_type text DEFAULT 'single'::text",
+        "step_type text DEFAULT 'single'::text, required_input_pattern jsonb DEFAULT NULL::jsonb, "
+        "forbidden_input_pattern jsonb DEFAULT NULL::jsonb, when_unmet text DEFAULT 'skip'::text, "
+        "when_exhausted text DEFAULT 'fail'::text",
         "pgflow.steps",
     ),
     "start_flow": (

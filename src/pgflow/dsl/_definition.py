@@ -6,6 +6,7 @@ prints. Typed flows and jobs convert to it; runtime flows (``upsert_flow``) are 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +26,13 @@ class FlowDefinition:
     options: Mapping[str, int]
     steps: tuple[_rules.StepSpec, ...]
 
-    def shape(self) -> list[tuple[str, str, tuple[str, ...]]]:
-        """(slug, type, sorted dependencies) per step, in step order: what must match."""
-        return [(s.slug, s.step_type, tuple(sorted(s.dependencies))) for s in self.steps]
+    def shape(self) -> list[tuple[str, str, tuple[str, ...], tuple[Any, Any, str, str]]]:
+        """(slug, type, sorted dependencies, condition) per step, in step order: what must
+        match. The condition is (when, unless, when_unmet, when_exhausted) as stored."""
+        return [
+            (s.slug, s.step_type, tuple(sorted(s.dependencies)), s.conditions.effective)
+            for s in self.steps
+        ]
 
     @classmethod
     def from_data(
@@ -39,14 +44,22 @@ class FlowDefinition:
         """Build and validate a definition from plain data (steps in any dependency order).
 
         Each step: ``{"slug": str, "depends_on": [str, ...], "step_type": "single"|"map",
-        "max_attempts"|"base_delay"|"timeout"|"start_delay": int}`` (all but slug optional).
+        "max_attempts"|"base_delay"|"timeout"|"start_delay": int, "when"|"unless": {...},
+        "when_unmet"|"when_exhausted": "fail"|"skip"|"skip-cascade"}`` (all but slug
+        optional; see :class:`~pgflow.dsl._rules.StepConditions`).
         """
         flow_slug = _rules.check_flow_slug(slug)
         flow_options = _rules.check_options(
             flow_slug, None, dict(options or {}), _rules.FLOW_OPTIONS
         )
         specs: list[_rules.StepSpec] = []
-        known_keys = {"slug", "depends_on", "step_type", *_rules.STEP_OPTIONS}
+        known_keys = {
+            "slug",
+            "depends_on",
+            "step_type",
+            *_rules.STEP_OPTIONS,
+            *_rules.CONDITION_OPTIONS,
+        }
         for raw in steps:
             if not isinstance(raw, Mapping) or "slug" not in raw:
                 raise FlowDefinitionError(
@@ -72,11 +85,11 @@ class FlowDefinition:
                 {k: raw[k] for k in _rules.STEP_OPTIONS if k in raw},
                 _rules.STEP_OPTIONS,
             )
-            specs.append(
-                _rules.StepSpec(
-                    step_slug, tuple(deps), str(raw.get("step_type", "single")), step_options
-                )
+            spec = _rules.StepSpec(
+                step_slug, tuple(deps), str(raw.get("step_type", "single")), step_options
             )
+            conditions = _rules.check_conditions(flow_slug, spec, raw)
+            specs.append(dataclasses.replace(spec, conditions=conditions))
         if not specs:
             raise FlowDefinitionError(f"{_rules.where(flow_slug)}: a flow needs at least one step")
         return cls(flow_slug, flow_options, tuple(_rules.order_steps(flow_slug, specs)))
@@ -95,7 +108,7 @@ def definition_of(obj: Flow[Any] | Job[Any, Any] | FlowDefinition) -> FlowDefini
         flow.slug,
         dict(flow.options),
         tuple(
-            _rules.StepSpec(s.slug, s.dependencies, s.step_type, dict(s.options))
+            _rules.StepSpec(s.slug, s.dependencies, s.step_type, dict(s.options), s.conditions)
             for s in flow.steps
         ),
     )
@@ -125,7 +138,11 @@ def bind_handlers(
         timeout=definition.options.get("timeout"),
     )
     for spec in definition.steps:
-        options: dict[str, Any] = {"slug": spec.slug, **dict(spec.options or {})}
+        options: dict[str, Any] = {
+            "slug": spec.slug,
+            **dict(spec.options or {}),
+            **spec.conditions.as_options(),
+        }
         if spec.step_type == "map":
             flow.map(*spec.dependencies, **options)(handlers[spec.slug])
         else:

@@ -21,13 +21,14 @@ still work, with the dependency arguments typed ``Any``.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypedDict, Unpack, overload
 
 from typing_extensions import TypeVar
 
 from pgflow.dsl import _rules
-from pgflow.dsl._handlers import HandlerCall, inspect_handler
+from pgflow.dsl._handlers import HandlerCall, inspect_handler, require_optional
+from pgflow.dsl._schedule import DEFAULT_MAX_CATCH_UP, ScheduleSpec, schedule_problem
 from pgflow.errors import FlowDefinitionError
 
 FlowInput = TypeVar("FlowInput", default=Any)
@@ -56,6 +57,17 @@ class StepOptions(TypedDict, total=False):
     #: transaction's connection (async for async handlers, sync for sync ones), so rows the
     #: handler writes commit together with the task, or not at all.
     transactional: bool
+    #: Run the step only when its subject contains this JSON object (``@>``): the run input
+    #: for a root step, ``{dependency slug: output}`` of its completed dependencies otherwise.
+    when: Mapping[str, Any]
+    #: Run the step only when its subject does not contain this JSON object.
+    unless: Mapping[str, Any]
+    #: A condition that does not hold: 'skip' the step (the default; dependents run without
+    #: it and get None for its output), 'skip-cascade' (skip everything downstream too) or
+    #: 'fail' the run.
+    when_unmet: _rules.SkipRule
+    #: Out of attempts: 'fail' the run (the default), 'skip' or 'skip-cascade' the step.
+    when_exhausted: _rules.SkipRule
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +83,7 @@ class Step(Generic[I, R_co]):
     call: HandlerCall
     array: bool = False
     transactional: bool = False
+    conditions: _rules.StepConditions = field(default_factory=_rules.StepConditions)
 
     @property
     def handler(self) -> Callable[..., Any]:
@@ -189,6 +202,10 @@ class Flow(Generic[FlowInput]):
     Options (all optional; unset ones take the SQL core's defaults: max_attempts 3,
     base_delay 5 s, timeout 60 s): ``max_attempts`` >= 1, ``base_delay`` >= 1 (seconds; retry
     n waits base_delay * 2**n), ``timeout`` >= 3 (seconds).
+
+    ``schedule`` (a cron expression, UTC) starts a run with ``schedule_input`` at every
+    occurrence, fired by the workers serving the flow; :meth:`schedule` adds more schedules
+    (``input`` names the input *type* of the flow, hence ``schedule_input``).
     """
 
     def __init__(
@@ -199,6 +216,8 @@ class Flow(Generic[FlowInput]):
         max_attempts: int | None = None,
         base_delay: int | None = None,
         timeout: int | None = None,
+        schedule: str | None = None,
+        schedule_input: Any = None,
     ) -> None:
         self.slug = _rules.check_flow_slug(slug)
         self.input_type = input
@@ -209,6 +228,13 @@ class Flow(Generic[FlowInput]):
             _rules.FLOW_OPTIONS,
         )
         self._steps: dict[str, Step[FlowInput, Any]] = {}
+        self._schedules: dict[str, ScheduleSpec] = {}
+        if schedule is not None:
+            self.schedule(schedule, input=schedule_input)
+        elif schedule_input is not None:
+            raise FlowDefinitionError(
+                f"{_rules.where(self.slug)}: schedule_input is given without a schedule"
+            )
 
     # -- reading --------------------------------------------------------------------------------
     @property
@@ -244,7 +270,38 @@ class Flow(Generic[FlowInput]):
         needed = {d for s in self._steps.values() for d in s.dependencies}
         return tuple(s for s in self._steps.values() if s.slug not in needed)
 
+    @property
+    def schedules(self) -> tuple[ScheduleSpec, ...]:
+        """The schedules declared for this flow, in declaration order."""
+        return tuple(self._schedules.values())
+
     # -- building -------------------------------------------------------------------------------
+    def schedule(
+        self,
+        cron: str,
+        *,
+        input: Any = None,
+        name: str | None = None,
+        timezone: str = "UTC",
+        max_catch_up: int = DEFAULT_MAX_CATCH_UP,
+    ) -> ScheduleSpec:
+        """Start a run with ``input`` at every occurrence of ``cron`` (see :mod:`pgflow._cron`),
+        in ``timezone``. ``name`` (default: the flow slug) identifies the schedule in the
+        database; give one to each further schedule of the flow. After downtime, at most
+        ``max_catch_up`` missed occurrences are fired, the most recent ones."""
+        chosen = self.slug if name is None else name
+        problem, _ = schedule_problem(chosen, cron, timezone, max_catch_up)
+        if problem is not None:
+            raise FlowDefinitionError(f"{_rules.where(self.slug)}: {problem}")
+        if chosen in self._schedules:
+            raise FlowDefinitionError(
+                f"{_rules.where(self.slug)}: duplicate schedule name {chosen!r} (give each "
+                "schedule of the flow its own name=)"
+            )
+        spec = ScheduleSpec(chosen, cron, input, timezone, max_catch_up)
+        self._schedules[chosen] = spec
+        return spec
+
     def _dependency_slug(self, ref: object, step_slug: str) -> str:
         if isinstance(ref, Step):
             if ref.flow_slug != self.slug:
@@ -285,9 +342,14 @@ class Flow(Generic[FlowInput]):
             step_options = _rules.check_options(
                 self.slug,
                 slug,
-                {k: v for k, v in options.items() if k not in ("slug", "transactional")},
+                {
+                    k: v
+                    for k, v in options.items()
+                    if k not in ("slug", "transactional", *_rules.CONDITION_OPTIONS)
+                },
                 _rules.STEP_OPTIONS,
             )
+            conditions = _rules.check_conditions(self.slug, spec, options)
             where = _rules.where(self.slug, slug)
             if step_type == "map":
                 source = f"dependency {dep_slugs[0]!r}" if dep_slugs else "the run input"
@@ -303,6 +365,10 @@ class Flow(Generic[FlowInput]):
                 call = inspect_handler(
                     fn, passes=1 + len(dep_slugs), describe=describe, where=where
                 )
+                for position, dep in enumerate(dep_slugs, start=1):
+                    dependency = self._steps[dep]
+                    if dependency.conditions.skipped_alone:
+                        require_optional(call, position, where, f"step {dep!r} is skipped")
             if array:
                 _check_array_return(call, where)
             step: Step[Any, Any] = Step(
@@ -315,6 +381,7 @@ class Flow(Generic[FlowInput]):
                 call=call,
                 array=array,
                 transactional=bool(options.get("transactional", False)),
+                conditions=conditions,
             )
             self._steps[slug] = step
             return step

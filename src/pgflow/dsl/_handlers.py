@@ -9,6 +9,7 @@ Arguments and return values typed as pydantic models are validated and dumped at
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -144,6 +145,35 @@ def inspect_handler(
         context=context,
         arg_models=models,
         return_model=returns if _is_model(returns) else None,
+    )
+
+
+def _admits_none(hint: Any) -> bool:
+    """Whether a parameter annotated ``hint`` may receive None (unknown types are given the
+    benefit of the doubt)."""
+    if hint in (Any, object, None, type(None)) or isinstance(hint, (str, typing.TypeVar)):
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return _admits_none(typing.get_args(hint)[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_admits_none(arg) for arg in typing.get_args(hint))
+    return False
+
+
+def require_optional(call: HandlerCall, position: int, where: str, why: str) -> None:
+    """The handler's positional parameter at ``position`` (0 is the run input) gets None when
+    ``why``: if it is annotated, the annotation must allow None."""
+    params = [p for p in inspect.signature(call.fn).parameters.values() if p.kind in _POSITIONAL]
+    if position >= len(params):  # taken by *args
+        return
+    param = params[position]
+    hint = _hints(call.fn).get(param.name, param.annotation)
+    if hint is inspect.Parameter.empty or _admits_none(hint):
+        return
+    raise FlowDefinitionError(
+        f"{where}: parameter {param.name!r} gets None when {why}, but its annotation does not "
+        "allow None: make it Optional (`... | None`)"
     )
 
 

@@ -7,9 +7,11 @@ values are almost always mistakes in code.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 from pgflow.errors import FlowDefinitionError
 
@@ -26,6 +28,14 @@ OPTION_MINIMUMS: Mapping[str, int] = {
 }
 FLOW_OPTIONS = ("max_attempts", "base_delay", "timeout")
 STEP_OPTIONS = ("max_attempts", "base_delay", "timeout", "start_delay")
+
+#: What happens to a step whose condition is unmet (when_unmet) or whose task ran out of
+#: attempts (when_exhausted): fail the run, skip the step alone, or skip it and everything
+#: downstream of it.
+SkipRule = Literal["fail", "skip", "skip-cascade"]
+SKIP_RULES: tuple[str, ...] = get_args(SkipRule)
+#: The step options that make up its condition, as the DSL and plain data name them.
+CONDITION_OPTIONS = ("when", "unless", "when_unmet", "when_exhausted")
 
 
 def where(flow_slug: str, step_slug: str | None = None) -> str:
@@ -98,6 +108,98 @@ def check_options(
 
 
 @dataclass(frozen=True)
+class StepConditions:
+    """When a step runs. ``when``: a JSON object its subject must contain; ``unless``: one it
+    must not contain. The subject is the run input for a root step, and the object
+    ``{dependency slug: output}`` of its completed dependencies otherwise. Unset rules are
+    None and take the SQL core's defaults (``when_unmet`` 'skip', ``when_exhausted`` 'fail')."""
+
+    when: Mapping[str, Any] | None = None
+    unless: Mapping[str, Any] | None = None
+    when_unmet: SkipRule | None = None
+    when_exhausted: SkipRule | None = None
+
+    @property
+    def effective(self) -> tuple[Any, Any, str, str]:
+        """(when, unless, when_unmet, when_exhausted) as the SQL core stores them."""
+        return (
+            self.when,
+            self.unless,
+            self.when_unmet or "skip",
+            self.when_exhausted or "fail",
+        )
+
+    @property
+    def skipped_alone(self) -> bool:
+        """Whether the step may end up skipped while its dependents still run (they then get
+        None for its output): skip, not skip-cascade, on an unmet condition or exhaustion."""
+        _, _, when_unmet, when_exhausted = self.effective
+        has_condition = self.when is not None or self.unless is not None
+        return (has_condition and when_unmet == "skip") or when_exhausted == "skip"
+
+    def as_options(self) -> dict[str, Any]:
+        """The rules that are set, as step options (``flow.step(..., **options)``)."""
+        return {name: getattr(self, name) for name in CONDITION_OPTIONS if getattr(self, name)}
+
+
+def _json_pattern(where_: str, name: str, pattern: object) -> dict[str, Any]:
+    if not isinstance(pattern, Mapping):
+        raise FlowDefinitionError(
+            f"{where_}: {name}= must be a JSON object (a dict), got {type(pattern).__name__}"
+        )
+    try:
+        text = json.dumps(dict(pattern), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise FlowDefinitionError(f"{where_}: {name}= must be JSON-serialisable: {exc}") from None
+    # Keys must survive the round trip: json.dumps turns 1 into "1", which is not what was meant.
+    if any(not isinstance(key, str) for key in pattern):
+        raise FlowDefinitionError(f"{where_}: {name}= keys must be strings")
+    normalised: dict[str, Any] = json.loads(text)
+    return normalised
+
+
+def check_conditions(
+    flow_slug: str, step: StepSpec, options: Mapping[str, object]
+) -> StepConditions:
+    """Validate the condition options of ``step`` (those that are set, not None)."""
+    where_ = where(flow_slug, step.slug)
+    patterns: dict[str, dict[str, Any] | None] = {"when": None, "unless": None}
+    for name in patterns:
+        if options.get(name) is not None:
+            patterns[name] = _json_pattern(where_, name, options[name])
+    rules: dict[str, Any] = {}
+    for name in ("when_unmet", "when_exhausted"):
+        value = options.get(name)
+        if value is not None and value not in SKIP_RULES:
+            raise FlowDefinitionError(
+                f"{where_}: {name} must be one of {', '.join(map(repr, SKIP_RULES))}, got {value!r}"
+            )
+        rules[name] = value
+    given = [name for name, pattern in patterns.items() if pattern is not None]
+    if rules["when_unmet"] is not None and not given:
+        raise FlowDefinitionError(
+            f"{where_}: when_unmet has no effect without a condition (when= or unless=)"
+        )
+    if given and step.step_type == "map" and not step.dependencies:
+        raise FlowDefinitionError(
+            f"{where_}: a root map step cannot have a condition: its subject, the run input, "
+            "is an array, which no object pattern matches"
+        )
+    if step.dependencies:
+        for name in given:
+            pattern = patterns[name]
+            assert pattern is not None
+            unknown = sorted(set(pattern) - set(step.dependencies))
+            if unknown:
+                raise FlowDefinitionError(
+                    f"{where_}: {name}= is matched against the outputs of the dependencies, "
+                    f"keyed by slug; {', '.join(map(repr, unknown))} is not a dependency "
+                    f"(dependencies: {', '.join(step.dependencies)})"
+                )
+    return StepConditions(patterns["when"], patterns["unless"], **rules)
+
+
+@dataclass(frozen=True)
 class StepSpec:
     """A step as plain data: what the SQL core stores about it."""
 
@@ -105,6 +207,7 @@ class StepSpec:
     dependencies: tuple[str, ...] = ()
     step_type: str = "single"
     options: Mapping[str, int] | None = None
+    conditions: StepConditions = field(default_factory=StepConditions)
 
 
 def check_dependencies(flow_slug: str, step: StepSpec, defined: Iterable[str]) -> None:

@@ -1,3 +1,8 @@
+-- Upstream 0.14 appended the condition parameters; CREATE OR REPLACE cannot add parameters, and
+-- the 0.8.1 overload beside the new one would make every positional call ambiguous, so it goes.
+-- Calls written for 0.8.1 (positional or named) reach the new function unchanged.
+DROP FUNCTION IF EXISTS pgflow.add_step(text, text, text[], int, int, int, int, text);
+
 CREATE OR REPLACE FUNCTION pgflow.add_step(
     flow_slug text,
     step_slug text,
@@ -6,7 +11,11 @@ CREATE OR REPLACE FUNCTION pgflow.add_step(
     base_delay int DEFAULT NULL,
     timeout int DEFAULT NULL,
     start_delay int DEFAULT NULL,
-    step_type text DEFAULT 'single'
+    step_type text DEFAULT 'single',
+    required_input_pattern jsonb DEFAULT NULL,
+    forbidden_input_pattern jsonb DEFAULT NULL,
+    when_unmet text DEFAULT 'skip',
+    when_exhausted text DEFAULT 'fail'
 )
 RETURNS pgflow.steps
 LANGUAGE plpgsql
@@ -31,7 +40,8 @@ BEGIN
 
     INSERT INTO pgflow.steps (
         flow_slug, step_slug, step_type, step_index, deps_count,
-        opt_max_attempts, opt_base_delay, opt_timeout, opt_start_delay
+        opt_max_attempts, opt_base_delay, opt_timeout, opt_start_delay,
+        required_input_pattern, forbidden_input_pattern, when_unmet, when_exhausted
     )
     VALUES (
         add_step.flow_slug,
@@ -43,7 +53,11 @@ BEGIN
         add_step.max_attempts,
         add_step.base_delay,
         add_step.timeout,
-        add_step.start_delay
+        add_step.start_delay,
+        add_step.required_input_pattern,
+        add_step.forbidden_input_pattern,
+        add_step.when_unmet,
+        add_step.when_exhausted
     )
     -- Re-adding a step is a no-op so compiled flows can be applied repeatedly.
     ON CONFLICT (flow_slug, step_slug) DO NOTHING;

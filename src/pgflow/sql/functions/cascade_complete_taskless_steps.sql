@@ -36,6 +36,9 @@ BEGIN
               AND ss.status = 'created'
               AND ss.remaining_deps = 0
               AND ss.initial_tasks = 0
+              -- A step whose condition fails is cascade_resolve_conditions' to skip (or fail).
+              AND (s.required_input_pattern IS NULL AND s.forbidden_input_pattern IS NULL
+                   OR pgflow._condition_met(v_run_id, ss.step_slug))
             ORDER BY s.step_index
             FOR UPDATE OF ss
         LOOP

@@ -25,8 +25,8 @@ BEGIN
         RETURN;
     END IF;
 
-    -- A late result of a failed run changes nothing.
-    IF v_run.status = 'failed' THEN
+    -- A late result of a failed or cancelled run changes nothing.
+    IF v_run.status IN ('failed', 'cancelled') THEN
         RETURN QUERY
         SELECT * FROM pgflow.step_tasks AS t
         WHERE t.run_id = complete_task.run_id
@@ -45,6 +45,18 @@ BEGIN
       AND t.task_index = complete_task.task_index
     FOR UPDATE;
     v_task_found := FOUND;
+
+    -- A late result for a skipped step (a sibling task ran out of attempts under
+    -- when_exhausted skip*): nothing may change, and its message must not come back.
+    IF v_state.status = 'skipped' THEN
+        PERFORM pgflow._archive_task_message(
+            complete_task.run_id, complete_task.step_slug, complete_task.task_index
+        );
+        IF v_task_found THEN
+            RETURN NEXT v_task;
+        END IF;
+        RETURN;
+    END IF;
 
     SELECT * INTO v_step FROM pgflow.steps AS s
     WHERE s.flow_slug = v_run.flow_slug AND s.step_slug = complete_task.step_slug;
@@ -203,7 +215,9 @@ BEGIN
         SET remaining_steps = r.remaining_steps - 1
         WHERE r.run_id = complete_task.run_id;
 
-        PERFORM pgflow.cascade_complete_taskless_steps(complete_task.run_id);
+        -- Conditions of the steps this released, then the taskless cascade (when a condition
+        -- fails the run, the calls below find it failed and do nothing).
+        PERFORM pgflow.cascade_resolve_conditions(complete_task.run_id);
     END IF;
 
     IF v_task_completed AND v_task.message_id IS NOT NULL THEN

@@ -11,6 +11,7 @@ DECLARE
     v_task pgflow.step_tasks;
     v_max_attempts int;
     v_base_delay int;
+    v_when_exhausted text;
 BEGIN
     -- Same lock order as complete_task: run -> step_state -> task.
     SELECT * INTO v_run FROM pgflow.runs AS r WHERE r.run_id = fail_task.run_id FOR UPDATE;
@@ -19,7 +20,8 @@ BEGIN
     END IF;
 
     -- The run already failed: record this failure, but never retry: nothing may run again.
-    IF v_run.status = 'failed' THEN
+    -- A cancelled run has no started task left (cancel_run marked them), so nothing changes.
+    IF v_run.status IN ('failed', 'cancelled') THEN
         UPDATE pgflow.step_tasks AS t
         SET status = 'failed',
             failed_at = now(),
@@ -56,8 +58,19 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT coalesce(s.opt_max_attempts, f.opt_max_attempts), coalesce(s.opt_base_delay, f.opt_base_delay)
-    INTO v_max_attempts, v_base_delay
+    -- A late failure for a skipped step (a sibling task ran out of attempts under
+    -- when_exhausted skip*): nothing may change, and its message must not come back.
+    IF v_state.status = 'skipped' THEN
+        PERFORM pgflow._archive_task_message(
+            fail_task.run_id, fail_task.step_slug, fail_task.task_index
+        );
+        RETURN NEXT v_task;
+        RETURN;
+    END IF;
+
+    SELECT coalesce(s.opt_max_attempts, f.opt_max_attempts), coalesce(s.opt_base_delay, f.opt_base_delay),
+           s.when_exhausted
+    INTO v_max_attempts, v_base_delay, v_when_exhausted
     FROM pgflow.steps AS s
     JOIN pgflow.flows AS f ON f.flow_slug = s.flow_slug
     WHERE s.flow_slug = v_run.flow_slug AND s.step_slug = fail_task.step_slug;
@@ -98,6 +111,36 @@ BEGIN
                 pgflow.calculate_retry_delay(v_base_delay, v_task.attempts_count)
             );
         END IF;
+
+        RETURN NEXT v_task;
+        RETURN;
+    END IF;
+
+    -- Out of attempts with when_exhausted skip or skip-cascade: the task fails, its step is
+    -- skipped (its error kept) and the run goes on without it.
+    IF v_when_exhausted IN ('skip', 'skip-cascade') THEN
+        UPDATE pgflow.step_states AS ss
+        SET error_message = fail_task.error_message
+        WHERE ss.run_id = fail_task.run_id AND ss.step_slug = fail_task.step_slug;
+
+        -- While the task is still started, so its message is archived with its siblings'.
+        PERFORM pgflow._skip_steps(
+            fail_task.run_id, fail_task.step_slug, 'handler_failed',
+            v_when_exhausted = 'skip-cascade'
+        );
+
+        UPDATE pgflow.step_tasks AS t
+        SET status = 'failed',
+            failed_at = now(),
+            error_message = fail_task.error_message
+        WHERE t.run_id = fail_task.run_id
+          AND t.step_slug = fail_task.step_slug
+          AND t.task_index = fail_task.task_index
+        RETURNING * INTO v_task;
+
+        PERFORM pgflow.cascade_resolve_conditions(fail_task.run_id);
+        PERFORM pgflow.start_ready_steps(fail_task.run_id);
+        PERFORM pgflow.maybe_complete_run(fail_task.run_id);
 
         RETURN NEXT v_task;
         RETURN;

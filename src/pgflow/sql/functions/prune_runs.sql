@@ -34,7 +34,8 @@ BEGIN
     SELECT array_agg(r.run_id) INTO v_run_ids
     FROM pgflow.runs AS r
     WHERE ((r.status = 'completed' AND r.completed_at < v_cutoff)
-        OR (r.status = 'failed' AND r.failed_at < v_cutoff))
+        OR (r.status = 'failed' AND r.failed_at < v_cutoff)
+        OR (r.status = 'cancelled' AND r.cancelled_at < v_cutoff))
       AND (prune_runs.flow_slugs IS NULL OR r.flow_slug = ANY (prune_runs.flow_slugs));
 
     IF v_run_ids IS NOT NULL THEN

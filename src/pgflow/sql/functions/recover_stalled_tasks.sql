@@ -34,9 +34,12 @@ BEGIN
         JOIN pgflow.steps AS s ON s.flow_slug = t.flow_slug AND s.step_slug = t.step_slug
         JOIN pgflow.flows AS f ON f.flow_slug = t.flow_slug
         JOIN pgflow.runs AS r ON r.run_id = t.run_id
-        -- idx_step_tasks_started serves this: started tasks by age.
+        JOIN pgflow.step_states AS ss ON ss.run_id = t.run_id AND ss.step_slug = t.step_slug
+        -- idx_step_tasks_started serves this: started tasks by age. Tasks of a skipped step
+        -- stay 'started' as they were (their messages are archived): nothing to recover.
         WHERE t.status = 'started'
           AND r.status = 'started'
+          AND ss.status <> 'skipped'
           AND t.started_at < now() - pg_catalog.make_interval(secs => coalesce(s.opt_timeout, f.opt_timeout))
                                    - recover_stalled_tasks.margin
         ORDER BY t.run_id, t.step_slug, t.task_index
@@ -46,7 +49,9 @@ BEGIN
         CONTINUE WHEN NOT FOUND;
         PERFORM 1 FROM pgflow.step_states AS ss
         WHERE ss.run_id = v_candidate.run_id AND ss.step_slug = v_candidate.step_slug
+          AND ss.status <> 'skipped'
         FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;
         SELECT * INTO v_task FROM pgflow.step_tasks AS t
         WHERE t.run_id = v_candidate.run_id
           AND t.step_slug = v_candidate.step_slug

@@ -69,6 +69,9 @@ BEGIN
     SET status = 'created',
         remaining_tasks = NULL,
         error_message = NULL,
+        -- A skipped step starts over too: its condition is decided again (migration 0007).
+        skip_reason = NULL,
+        skipped_at = NULL,
         started_at = NULL,
         completed_at = NULL,
         failed_at = NULL,
@@ -139,7 +142,8 @@ BEGIN
         v_run.flow_slug
     );
 
-    PERFORM pgflow.cascade_complete_taskless_steps(resume_run.run_id);
+    -- Conditions of the steps that are ready again, and the taskless cascade, as in start_flow.
+    PERFORM pgflow.cascade_resolve_conditions(resume_run.run_id);
     PERFORM pgflow.start_ready_steps(resume_run.run_id);
     PERFORM pgflow.maybe_complete_run(resume_run.run_id);
 

@@ -64,7 +64,9 @@ BEGIN
         v_run.flow_slug
     );
 
-    PERFORM pgflow.cascade_complete_taskless_steps(v_run.run_id);
+    -- Conditions of the root steps (and the taskless cascade). When one fails the run, the
+    -- next two calls find it failed and do nothing.
+    PERFORM pgflow.cascade_resolve_conditions(v_run.run_id);
     PERFORM pgflow.start_ready_steps(v_run.run_id);
     PERFORM pgflow.maybe_complete_run(v_run.run_id);
 

@@ -15,7 +15,7 @@ BEGIN
     SELECT r.flow_slug, r.status INTO v_flow_slug, v_run_status
     FROM pgflow.runs AS r WHERE r.run_id = v_run_id;
 
-    IF NOT FOUND OR v_run_status = 'failed' THEN
+    IF NOT FOUND OR v_run_status IN ('failed', 'cancelled') THEN
         RETURN;
     END IF;
 

@@ -17,18 +17,22 @@ BEGIN
     RETURN QUERY
     WITH started AS (
         -- Only queued tasks: a redelivered message of a task that is already running (or
-        -- done) must not start it twice. Tasks of failed runs are left alone.
+        -- done) must not start it twice. Tasks of failed or cancelled runs are left alone,
+        -- and so are those of skipped steps (a message read just before the skip).
         UPDATE pgflow.step_tasks AS t
         SET status = 'started',
             started_at = now(),
             attempts_count = t.attempts_count + 1,
             last_worker_id = start_tasks.worker_id
-        FROM pgflow.runs AS r
+        FROM pgflow.runs AS r, pgflow.step_states AS ss
         WHERE t.flow_slug = start_tasks.flow_slug
           AND t.message_id = ANY (start_tasks.msg_ids)
           AND t.status = 'queued'
           AND r.run_id = t.run_id
-          AND r.status <> 'failed'
+          AND r.status NOT IN ('failed', 'cancelled')
+          AND ss.run_id = t.run_id
+          AND ss.step_slug = t.step_slug
+          AND ss.status <> 'skipped'
         RETURNING t.flow_slug, t.run_id, t.step_slug, t.task_index, t.message_id
     ),
     visibility AS (
@@ -70,7 +74,8 @@ BEGIN
                    WHERE d.flow_slug = st.flow_slug AND d.step_slug = st.step_slug
                    LIMIT 1
                )
-               -- Single step: the run input under "run" plus each parent's output by slug.
+               -- Single step: the run input under "run" plus each parent's output by slug;
+               -- a skipped parent is absent.
                ELSE
                    jsonb_build_object('run', r.input) || coalesce((
                        SELECT jsonb_object_agg(
@@ -96,7 +101,11 @@ BEGIN
                        FROM pgflow.deps AS d
                        JOIN pgflow.steps AS ps
                          ON ps.flow_slug = d.flow_slug AND ps.step_slug = d.dep_slug
-                       WHERE d.flow_slug = st.flow_slug AND d.step_slug = st.step_slug
+                       JOIN pgflow.step_states AS pss
+                         ON pss.run_id = st.run_id AND pss.step_slug = d.dep_slug
+                       WHERE d.flow_slug = st.flow_slug
+                         AND d.step_slug = st.step_slug
+                         AND pss.status <> 'skipped'
                    ), '{}'::jsonb)
            END AS input,
            st.message_id AS msg_id,

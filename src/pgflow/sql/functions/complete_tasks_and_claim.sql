@@ -1,0 +1,86 @@
+-- Many completions and the next claim in one statement and one commit (additive to the 0.8.1
+-- contract): a worker sends every result that finished while its previous report was in
+-- flight, so a busy worker pays one round trip, one WAL flush and one NOTIFY lock per batch
+-- instead of per task.
+--
+-- p_completions is a JSON array of {"run_id", "step_slug", "task_index", "output"} objects
+-- ("output" must be present; JSON null is a null output). Each one goes through complete_task,
+-- so its semantics are exactly those of one complete_task call: a late, repeated or premature
+-- completion, or one of a failed or cancelled run, changes what complete_task would change.
+-- They are applied sorted by run, step and task index (then array position), whatever the
+-- order given: two workers completing tasks of the same runs lock the run rows in the same
+-- order and cannot deadlock. Any error rolls the whole batch back.
+--
+-- Then up to p_claim_qty ready tasks of p_flow_slug are claimed as claim_tasks does (none when
+-- p_claim_qty < 1 or p_flow_slug is null). Unlike complete_task_and_claim this does not depend
+-- on the completions: the worker asks for what its freed slots can take. The flow is a
+-- parameter because a batch need not hold any task that was still running.
+CREATE OR REPLACE FUNCTION pgflow.complete_tasks_and_claim(
+    p_completions jsonb,
+    p_claim_qty int,
+    p_claim_vt int,
+    p_worker_id uuid,
+    p_flow_slug text
+)
+RETURNS TABLE (
+    run_id uuid,
+    step_slug text,
+    input jsonb,
+    msg_id bigint,
+    task_index int,
+    attempt int,
+    flow_input jsonb
+)
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = ''
+AS $$
+DECLARE
+    v_bad record;
+    v_completion record;
+BEGIN
+    IF jsonb_typeof(p_completions) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'p_completions must be a JSON array of completions, got %',
+            coalesce(jsonb_typeof(p_completions), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Checked before anything is completed, so a malformed batch names its first bad element.
+    SELECT c.position, c.value INTO v_bad
+    FROM jsonb_array_elements(p_completions) WITH ORDINALITY AS c(value, position)
+    WHERE jsonb_typeof(c.value) IS DISTINCT FROM 'object'
+       OR NOT c.value ?& ARRAY['run_id', 'step_slug', 'task_index', 'output']
+       OR jsonb_typeof(c.value -> 'run_id') <> 'string'
+       OR jsonb_typeof(c.value -> 'step_slug') <> 'string'
+       OR jsonb_typeof(c.value -> 'task_index') <> 'number'
+    ORDER BY c.position
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'completion % of p_completions is not an object with run_id (string), '
+            'step_slug (string), task_index (number) and output: %', v_bad.position, v_bad.value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    FOR v_completion IN
+        SELECT (c.value ->> 'run_id')::uuid AS run_id,
+               c.value ->> 'step_slug' AS step_slug,
+               (c.value ->> 'task_index')::int AS task_index,
+               c.value -> 'output' AS output
+        FROM jsonb_array_elements(p_completions) WITH ORDINALITY AS c(value, position)
+        ORDER BY 1, 2, 3, c.position
+    LOOP
+        PERFORM pgflow.complete_task(
+            v_completion.run_id,
+            v_completion.step_slug,
+            v_completion.task_index,
+            v_completion.output
+        );
+    END LOOP;
+
+    IF p_flow_slug IS NULL OR p_claim_qty IS NULL OR p_claim_qty < 1 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT * FROM pgflow.claim_tasks(p_flow_slug, p_claim_qty, p_claim_vt, p_worker_id);
+END;
+$$;
