@@ -18,6 +18,7 @@ from pgflow.errors import (
     InvalidInputError,
     PgflowError,
     RunNotFoundError,
+    ScheduleNotFoundError,
     StepOutputUnavailableError,
     WaitTimeoutError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Job",
     "PgflowError",
     "RunNotFoundError",
+    "ScheduleNotFoundError",
     "Step",
     "StepOutputUnavailableError",
     "WaitTimeoutError",

@@ -29,8 +29,18 @@ class Context:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("pgflow.task"))
     shutdown: threading.Event = field(default_factory=threading.Event)
     conn: Any = None
+    #: Set by the worker within about a second of the run being cancelled (``cancel_run``).
+    cancellation: threading.Event = field(default_factory=threading.Event)
 
     @property
     def shutdown_requested(self) -> bool:
         """True once the worker was asked to stop; long handlers should wrap up."""
         return self.shutdown.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the run of this task was cancelled: its result is no longer wanted
+        (reporting it changes nothing), so a long handler should stop early. The worker never
+        interrupts a handler for this, async ones included: stopping is the handler's call,
+        so it can leave what it was doing in a clean state."""
+        return self.cancellation.is_set()

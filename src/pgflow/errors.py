@@ -75,3 +75,12 @@ class WaitTimeoutError(PgflowError, TimeoutError):
 
 class StepOutputUnavailableError(PgflowError):
     """The step has no output (it has not completed, or does not exist)."""
+
+
+class ScheduleNotFoundError(PgflowError):
+    """No schedule with this name exists."""
+
+
+class RunStateError(PgflowError):
+    """The run is not in a state that allows the operation (cancelling a finished run,
+    resuming one that is still running or completed, retrying one that did not fail)."""

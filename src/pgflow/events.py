@@ -24,7 +24,7 @@ import psycopg
 log = logging.getLogger("pgflow.events")
 
 CHANNEL = "pgflow_events"
-TERMINAL_RUN_EVENTS = frozenset({"run:completed", "run:failed"})
+TERMINAL_RUN_EVENTS = frozenset({"run:completed", "run:failed", "run:cancelled"})
 
 
 @dataclass(frozen=True)

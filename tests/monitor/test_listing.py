@@ -140,6 +140,8 @@ def test_summaries(monitor: Monitor, runs: list[MadeRun]) -> None:
         "duration": 1.0,
         "remaining_steps": 2,
         "error": "oops",
+        "cancelled_at": None,
+        "cancel_reason": None,
     }
 
 
@@ -157,6 +159,8 @@ def test_empty_results(monitor: Monitor) -> None:
         ({"status": "running"}, "status must be one of started, completed, failed"),
         ({"limit": 0}, "limit must be between 1 and 1000, got 0"),
         ({"cursor": "not-a-cursor"}, "invalid cursor 'not-a-cursor'"),
+        # A NUL character cannot even reach the server (it used to be a DataError there).
+        ({"flow": "bad\x00slug"}, "is not a flow slug: a slug may contain only ASCII"),
     ],
 )
 def test_bad_listing_arguments(monitor: Monitor, arguments: dict[str, Any], message: str) -> None:

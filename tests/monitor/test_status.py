@@ -186,3 +186,34 @@ async def test_async_get_status(shop_runs: dict[str, Any]) -> None:
             await monitor.get_status(uuid.uuid4())
     with Monitor(shop_runs["url"], max_pool_size=1) as sync_monitor:
         assert found == sync_monitor.get_status(shop_runs["done"], include_tasks=True)
+
+
+def test_cancelled_and_retried_runs(shop_runs: dict[str, Any]) -> None:
+    """Run control shows in every view: a cancelled run has its time and reason (and a
+    duration up to the cancellation), history lists it as finished, a retry names its origin."""
+    with psycopg.connect(shop_runs["url"], autocommit=True) as conn:
+        conn.execute("SELECT pgflow.cancel_run(%s, 'operator said so')", (shop_runs["busy"],))
+        row = conn.execute("SELECT run_id FROM pgflow.retry_run(%s)", (shop_runs["broken"],))
+        (retry_id,) = row.fetchone() or (None,)
+    with Monitor(shop_runs["url"], max_pool_size=1) as monitor:
+        cancelled = monitor.get_status(shop_runs["busy"])
+        retry = monitor.get_status(retry_id)
+        history = monitor.history(limit=10)
+        listed = {r.run_id: r for r in monitor.list_runs(status="cancelled").runs}
+    assert cancelled.status == "cancelled"
+    assert cancelled.cancel_reason == "operator said so"
+    assert cancelled.cancelled_at is not None
+    assert cancelled.duration == cancelled.cancelled_at - cancelled.started_at
+    assert {s.status for s in cancelled.steps} == {"completed", "cancelled"}
+    assert retry.retry_of == shop_runs["broken"]
+    assert retry.status == "started"
+    assert history[0].run_id == shop_runs["busy"]  # the latest to finish
+    assert history[0].cancel_reason == "operator said so"
+    assert {r.run_id for r in history} == {
+        shop_runs["done"],
+        shop_runs["broken"],
+        shop_runs["busy"],
+    }
+    assert list(listed) == [shop_runs["busy"]]
+    assert listed[shop_runs["busy"]].cancelled_at == cancelled.cancelled_at
+    assert json.loads(json.dumps(cancelled.as_dict()))["cancel_reason"] == "operator said so"

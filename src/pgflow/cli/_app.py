@@ -7,7 +7,22 @@ from typing import Annotated
 import typer
 
 from pgflow._version import __version__
-from pgflow.cli import _compile, _db_commands, _health, _install, _runs, _worker
+from pgflow.cli import (
+    _compile,
+    _control,
+    _dashboard,
+    _db_commands,
+    _demo,
+    _flows,
+    _health,
+    _install,
+    _metrics,
+    _monitor,
+    _runs,
+    _schedules,
+    _watch,
+    _worker,
+)
 
 app = typer.Typer(
     name="pgflow",
@@ -45,7 +60,19 @@ app.command("worker")(_worker.worker_command)
 app.command("health")(_health.health_command)
 app.command("runs")(_runs.runs_command)
 app.command("run")(_runs.run_command)
+app.command("watch")(_watch.watch_command)
+app.command("cancel")(_control.cancel_command)
+app.command("retry")(_control.retry_command)
+app.command("resume")(_control.resume_command)
+app.command("flows")(_flows.flows_command)
+app.command("workers")(_monitor.workers_command)
+app.command("stats")(_monitor.stats_command)
+app.command("prune")(_monitor.prune_command)
+app.command("dashboard")(_dashboard.dashboard_command)
+app.command("demo")(_demo.demo_command)
 app.add_typer(_db_commands.db_app, name="db")
+app.add_typer(_schedules.schedules_app, name="schedules")
+app.add_typer(_metrics.metrics_app, name="metrics")
 
 
 def main() -> None:

@@ -216,12 +216,15 @@ def watch_run(
     timeout: float | None = None,
     *,
     events: EventHub | None = None,
+    poll_interval: float = POLL_INTERVAL,
 ) -> RunWithStates:
     """Show the run's progress live on ``console`` until it ends; returns its final state.
     The live view is cleared at the end (callers print the outcome they want)."""
     final = None
     with Live(console=console, transient=True, auto_refresh=False) as live:
-        for final in follow_run(client, run_id, timeout=timeout, events=events):
+        for final in follow_run(
+            client, run_id, timeout=timeout, events=events, poll_interval=poll_interval
+        ):
             live.update(render_progress(final), refresh=True)
     assert final is not None  # follow_run yields at least the state it first reads
     return final

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pgflow._schedule_ops import Schedule
 from pgflow.client._async import AsyncClient, AsyncRunHandle
 from pgflow.client._models import (
     HealthReport,
@@ -24,6 +25,7 @@ __all__ = [
     "RunHandle",
     "RunPage",
     "RunWithStates",
+    "Schedule",
     "StepState",
     "TaskState",
 ]

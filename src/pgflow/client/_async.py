@@ -14,13 +14,15 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from pgflow import _flow_ops
+from pgflow import _flow_ops, _schedule_ops
 from pgflow._ops import Operation, arun
+from pgflow._schedule_ops import Schedule
 from pgflow.client import _operations as ops
 from pgflow.client._models import HealthReport, PruneResult, Run, RunPage, RunWithStates
 from pgflow.client._sync import _pool_conninfo
 from pgflow.client._timing import check_when, deadline_after, remaining
 from pgflow.dsl._definition import FlowDefinition, definition_of
+from pgflow.dsl._schedule import DEFAULT_MAX_CATCH_UP
 from pgflow.errors import WaitTimeoutError
 from pgflow.events import RESYNC, AsyncEventHub, RunEvent
 
@@ -168,7 +170,7 @@ class AsyncClient:
         run_id: uuid.UUID | None = None,
         timeout: float | None = None,
     ) -> Run:
-        """Start a run and wait for it to finish (completed or failed)."""
+        """Start a run and wait for it to finish (completed, failed or cancelled)."""
         handle = await self.start_flow(flow, input, run_id=run_id)
         return await handle.wait(timeout)
 
@@ -217,8 +219,9 @@ class AsyncClient:
 
     # -- waiting and following ------------------------------------------------------------------
     async def wait(self, run_id: uuid.UUID, *, timeout: float | None = None) -> Run:
-        """The run once it is completed or failed. Woken by LISTEN/NOTIFY; polls only when
-        notifications are unavailable. Raises :class:`WaitTimeoutError` after ``timeout``."""
+        """The run once it is completed, failed or cancelled. Woken by LISTEN/NOTIFY; polls
+        only when notifications are unavailable. Raises :class:`WaitTimeoutError` after
+        ``timeout``."""
         deadline = deadline_after(timeout)
         if not self.listen:
             while True:
@@ -290,6 +293,34 @@ class AsyncClient:
                     yield item
                     if item.is_terminal:
                         return
+
+    # -- run control ----------------------------------------------------------------------------
+    async def cancel_run(
+        self,
+        run_id: uuid.UUID,
+        reason: str | None = None,
+        *,
+        conn: psycopg.AsyncConnection[Any] | None = None,
+    ) -> Run:
+        """Cancel a started run: it ends 'cancelled' with ``reason``, its queued and running
+        tasks are cancelled and their messages archived, and workers running them see
+        ``ctx.cancelled``. Late reports of those tasks change nothing. Raises
+        :class:`RunNotFoundError`, or :class:`RunStateError` for a run that has finished."""
+        return await self._run(ops.cancel_run(run_id, reason), conn)
+
+    async def retry_run(
+        self, run_id: uuid.UUID, *, conn: psycopg.AsyncConnection[Any] | None = None
+    ) -> Run:
+        """Start a failed or cancelled run again from scratch: returns the new run (same flow
+        and input, ``retry_of`` = ``run_id``); the original is kept as it is."""
+        return await self._run(ops.retry_run(run_id), conn)
+
+    async def resume_run(
+        self, run_id: uuid.UUID, *, conn: psycopg.AsyncConnection[Any] | None = None
+    ) -> Run:
+        """Continue a failed or cancelled run (same run id): completed steps keep their
+        outputs, every other step runs again; returns the run, started again."""
+        return await self._run(ops.resume_run(run_id), conn)
 
     # -- reading --------------------------------------------------------------------------------
     async def get_run(
@@ -380,3 +411,47 @@ class AsyncClient:
 
     async def list_flows(self) -> list[_flow_ops.FlowSummary]:
         return await self._run(_flow_ops.list_flows())
+
+    # -- schedules ------------------------------------------------------------------------------
+    async def schedule(
+        self,
+        flow: ops.FlowRef,
+        cron: str,
+        *,
+        input: Any = None,
+        name: str | None = None,
+        timezone: str = "UTC",
+        max_catch_up: int = DEFAULT_MAX_CATCH_UP,
+        enabled: bool = True,
+    ) -> Schedule:
+        """Create or replace the schedule ``name`` (default: the flow's slug): workers serving
+        the flow start a run with ``input`` at every occurrence of ``cron`` in ``timezone``,
+        each exactly once. After downtime at most ``max_catch_up`` missed occurrences are
+        fired, the most recent ones. Changing the cron or time zone restarts it from now."""
+        return await self._run(
+            _schedule_ops.upsert_schedule(
+                flow,
+                cron,
+                input=input,
+                name=name,
+                timezone=timezone,
+                max_catch_up=max_catch_up,
+                enabled=enabled,
+            )
+        )
+
+    async def unschedule(self, name: str) -> bool:
+        """Remove a schedule (runs it started are kept); False when there was none."""
+        return await self._run(_schedule_ops.delete_schedule(name))
+
+    async def set_schedule_enabled(self, name: str, enabled: bool) -> Schedule:
+        """Pause or resume a schedule; resuming does not catch up the paused time."""
+        return await self._run(_schedule_ops.set_schedule_enabled(name, enabled))
+
+    async def get_schedule(self, name: str) -> Schedule:
+        return await self._run(_schedule_ops.get_schedule(name))
+
+    async def list_schedules(self, *, flow: ops.FlowRef | None = None) -> list[Schedule]:
+        """Every schedule (or those of one flow), by name, with its next occurrence."""
+        flows = [ops.flow_slug(flow)] if flow is not None else None
+        return await self._run(_schedule_ops.list_schedules(flows))

@@ -6,10 +6,12 @@ import base64
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
-RUN_STATUSES = ("started", "completed", "failed")
+RUN_STATUSES = ("started", "completed", "failed", "cancelled")
+#: Statuses a run does not leave by itself (resume_run may start a failed or cancelled one again).
+TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 
 def _duration(start: datetime | None, end: datetime | None) -> timedelta | None:
@@ -29,17 +31,25 @@ class Run:
     failed_at: datetime | None
     #: The error of the step that failed the run (None unless failed).
     error_message: str | None = None
+    #: Set while the run is cancelled: when, and the reason given (if any).
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+    #: The failed or cancelled run this one retries (``retry_run``), if any.
+    retry_of: UUID | None = None
+    #: How often ``resume_run`` continued this run, and when it last did.
+    resumed_count: int = 0
+    resumed_at: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in ("completed", "failed")
+        return self.status in TERMINAL_RUN_STATUSES
 
     @property
     def duration(self) -> timedelta | None:
-        return _duration(self.started_at, self.completed_at or self.failed_at)
+        return _duration(self.started_at, self.completed_at or self.failed_at or self.cancelled_at)
 
     def as_dict(self) -> dict[str, Any]:
-        converted: dict[str, Any] = _jsonable(asdict(self))
+        converted: dict[str, Any] = jsonable(asdict(self))
         return converted
 
     @classmethod
@@ -55,7 +65,25 @@ class Run:
             completed_at=row["completed_at"],
             failed_at=row["failed_at"],
             error_message=row.get("error_message"),
+            **run_control_fields(row.get("run_control") or row),
         )
+
+
+def run_control_fields(found: dict[str, Any]) -> dict[str, Any]:
+    """The run-control fields from table columns, or from their JSON form (as read from a
+    core that may predate them, where they are absent)."""
+
+    def timestamp(value: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+    retry_of = found.get("retry_of")
+    return {
+        "cancelled_at": timestamp(found.get("cancelled_at")),
+        "cancel_reason": found.get("cancel_reason"),
+        "retry_of": UUID(retry_of) if isinstance(retry_of, str) else retry_of,
+        "resumed_count": int(found.get("resumed_count") or 0),
+        "resumed_at": timestamp(found.get("resumed_at")),
+    }
 
 
 @dataclass(frozen=True)
@@ -72,14 +100,18 @@ class StepState:
     started_at: datetime | None
     completed_at: datetime | None
     failed_at: datetime | None
+    #: Set on a 'skipped' step (conditional steps): condition_unmet, handler_failed or
+    #: dependency_skipped, and when. None on cores without conditional steps.
+    skip_reason: str | None = None
+    skipped_at: datetime | None = None
 
     @property
     def duration(self) -> timedelta | None:
-        return _duration(self.started_at, self.completed_at or self.failed_at)
+        return _duration(self.started_at, self.completed_at or self.failed_at or self.skipped_at)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> StepState:
-        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__ if f in row})
 
 
 @dataclass(frozen=True)
@@ -156,7 +188,17 @@ class HealthReport:
         return {**asdict(self), "healthy": self.healthy}
 
 
-def encode_cursor(run: Run) -> str:
+class KeysetPosition(Protocol):
+    """What a page of runs is keyed on: any run view with these two fields."""
+
+    @property
+    def started_at(self) -> datetime: ...
+
+    @property
+    def run_id(self) -> UUID: ...
+
+
+def encode_cursor(run: KeysetPosition) -> str:
     raw = json.dumps([run.started_at.isoformat(), str(run.run_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -172,11 +214,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise InvalidInputError(f"invalid cursor {cursor!r}: {exc}") from None
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with times as ISO text, UUIDs as text and durations as seconds."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (datetime, UUID)):
         return str(value) if isinstance(value, UUID) else value.isoformat()
     if isinstance(value, timedelta):

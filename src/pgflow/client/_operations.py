@@ -6,19 +6,22 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from pgflow import sql as core_sql
+from pgflow._json import json_problem
+from pgflow._limits import oversize_problem
 from pgflow._ops import Operation
 from pgflow.client._models import (
     RUN_STATUSES,
     HealthReport,
+    KeysetPosition,
     PruneResult,
     Run,
     RunPage,
@@ -32,24 +35,33 @@ from pgflow.dsl._definition import FlowDefinition, definition_of
 from pgflow.dsl._flow import Flow
 from pgflow.dsl._handlers import to_json_value
 from pgflow.dsl._job import Job
+from pgflow.dsl._rules import slug_problem
 from pgflow.errors import (
     FlowNotFoundError,
     InvalidInputError,
     RunNotFoundError,
+    RunStateError,
     StepOutputUnavailableError,
 )
 from pgflow.events import RunEvent
 from pgflow.installer import compare_with_shipped
 
 FlowRef = Flow[Any] | Job[Any, Any] | FlowDefinition | str
+KeyedRun = TypeVar("KeyedRun", bound=KeysetPosition)
 
-_RUN_COLUMNS = """
-    r.run_id, r.flow_slug, r.status, r.input, r.output, r.remaining_steps,
+#: A run without its input and output, with the error of the step that failed it.
+RUN_SUMMARY_COLUMNS = """
+    r.run_id, r.flow_slug, r.status, r.remaining_steps,
     r.started_at, r.completed_at, r.failed_at,
     (SELECT ss.error_message FROM pgflow.step_states AS ss
      WHERE ss.run_id = r.run_id AND ss.status = 'failed'
      ORDER BY ss.failed_at LIMIT 1) AS error_message
 """
+#: The run-control columns (migration 0005) as one JSON value, which a core without them (an
+#: upstream 0.8.1 one) answers too: they are then absent.
+_RUN_CONTROL_COLUMNS = ", to_jsonb(r) - 'input' - 'output' AS run_control"
+RUN_SUMMARY_WITH_CONTROL_COLUMNS = RUN_SUMMARY_COLUMNS + _RUN_CONTROL_COLUMNS
+_RUN_COLUMNS = "r.input, r.output, " + RUN_SUMMARY_WITH_CONTROL_COLUMNS
 
 MAX_PAGE = 1000
 
@@ -63,6 +75,9 @@ def flow_slug(flow: FlowRef) -> str:
 def prepare_input(flow: FlowRef, payload: Any) -> Jsonb:
     """The run input as JSON, checked before anything is written."""
     slug = flow_slug(flow)
+    if (slug_issue := slug_problem(slug)) is not None:  # no such flow can exist (a NUL in it
+        # would even be refused by the driver before the database could say so)
+        raise FlowNotFoundError(f"flow {slug!r} does not exist: {slug_issue}")
     input_type = flow.input_type if isinstance(flow, Flow) else None
     if input_type is not None and hasattr(input_type, "model_validate"):
         try:  # a pydantic flow input: the run starts only with input the handlers accept
@@ -70,10 +85,12 @@ def prepare_input(flow: FlowRef, payload: Any) -> Jsonb:
         except ValueError as exc:
             raise InvalidInputError(f"input of flow {slug!r} is invalid: {exc}") from None
     value = to_json_value(payload)
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"input of flow {slug!r} is not JSON-serialisable: {exc}") from None
+    if (problem := json_problem(value, "input")) is not None:
+        raise InvalidInputError(f"input of flow {slug!r} is not JSON-serialisable: {problem}")
+    text = json.dumps(value, allow_nan=False)
+    problem = oversize_problem(text, f"input of flow {slug!r}")
+    if problem is not None:
+        raise InvalidInputError(problem)
     if not isinstance(flow, str):
         definition = definition_of(flow)
         root_maps = [
@@ -149,6 +166,39 @@ def get_run(run_id: uuid.UUID) -> Operation[Run]:
     return Run.from_row(rows[0])
 
 
+def _run_control(function: str, *args: Any) -> Operation[Run]:
+    """Call one of the run-control functions (cancel_run, retry_run, resume_run), turning
+    its refusals into typed errors; nothing has changed when it refuses."""
+    placeholders = ", ".join(["%s"] * len(args))
+    try:
+        rows = yield f"SELECT r.* FROM pgflow.{function}({placeholders}) AS r", args
+    except psycopg.errors.NoDataFound as exc:
+        raise RunNotFoundError(exc.diag.message_primary or str(exc)) from None
+    except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+        raise RunStateError(exc.diag.message_primary or str(exc)) from None
+    except psycopg.errors.UndefinedFunction:
+        raise RunStateError(
+            f"this database's pgflow core has no {function}: run `pgflow install` to add it"
+        ) from None
+    return Run.from_row(rows[0])
+
+
+def cancel_run(run_id: uuid.UUID, reason: str | None = None) -> Operation[Run]:
+    """Cancel a started run: it ends 'cancelled' with ``reason``, its pending work is dropped
+    and workers running its tasks are told (``ctx.cancelled``)."""
+    return (yield from _run_control("cancel_run", run_id, reason))
+
+
+def retry_run(run_id: uuid.UUID) -> Operation[Run]:
+    """A new run of a failed or cancelled run's flow and input (``retry_of`` links them)."""
+    return (yield from _run_control("retry_run", run_id))
+
+
+def resume_run(run_id: uuid.UUID) -> Operation[Run]:
+    """Continue a failed or cancelled run: completed steps are kept, the others run again."""
+    return (yield from _run_control("resume_run", run_id))
+
+
 def get_run_with_states(run_id: uuid.UUID) -> Operation[RunWithStates]:
     run = yield from get_run(run_id)
     steps = yield (
@@ -219,11 +269,45 @@ def list_runs(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Operation[RunPage]:
-    """Newest first, keyset-paginated on (started_at, run_id): every page is an index scan."""
+    """Newest first, keyset-paginated (see :func:`runs_page`)."""
+    runs, next_cursor = yield from runs_page(
+        _RUN_COLUMNS,
+        Run.from_row,
+        flow=flow,
+        status=status,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
+    )
+    return RunPage(runs, next_cursor)
+
+
+def runs_page(
+    columns: str,
+    convert: Callable[[dict[str, Any]], KeyedRun],
+    *,
+    flow: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> Operation[tuple[tuple[KeyedRun, ...], str | None]]:
+    """One page of runs (``columns`` of ``pgflow.runs AS r``, each row made into a run view
+    by ``convert``) and the cursor of the next page, if any.
+
+    Newest first, keyset-paginated on (started_at, run_id): every page is an index range scan
+    (``idx_runs_started_at``, ``idx_runs_flow_started_at`` and, with a status, the indexes of
+    migration 0004), however deep the page.
+    """
     if status is not None and status not in RUN_STATUSES:
         raise InvalidInputError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+    if flow is not None and (problem := slug_problem(flow)) is not None:
+        # Also keeps what the server cannot take (a NUL character) out of the statement.
+        raise InvalidInputError(f"flow filter {flow!r} is not a flow slug: {problem}")
     conditions: list[sql.Composable] = []
     params: dict[str, Any] = {"limit": limit + 1}
     if flow is not None:
@@ -245,11 +329,11 @@ def list_runs(
     statement = sql.SQL(
         "SELECT {columns} FROM pgflow.runs AS r WHERE {where} "
         "ORDER BY r.started_at DESC, r.run_id DESC LIMIT %(limit)s"
-    ).format(columns=sql.SQL(_RUN_COLUMNS), where=where)
+    ).format(columns=sql.SQL(columns), where=where)
     rows = yield statement, params
-    runs = tuple(Run.from_row(r) for r in rows[:limit])
+    runs = tuple(convert(r) for r in rows[:limit])
     more = len(rows) > limit
-    return RunPage(runs, encode_cursor(runs[-1]) if more and runs else None)
+    return runs, encode_cursor(runs[-1]) if more and runs else None
 
 
 def prune(older_than: timedelta, flows: Sequence[str] | None = None) -> Operation[PruneResult]:
@@ -352,6 +436,9 @@ def past_events(run_id: uuid.UUID) -> Operation[list[RunEvent]]:
         SELECT e.event_type, e.step_slug, e.status, r.flow_slug
         FROM pgflow.runs AS r
         CROSS JOIN LATERAL (
+            SELECT (to_jsonb(r) ->> 'cancelled_at')::timestamptz AS cancelled_at
+        ) AS c
+        CROSS JOIN LATERAL (
             -- Within one timestamp (one transaction), a step's completion precedes the start
             -- of the steps after it, and its own start precedes its completion.
             SELECT 'run:started' AS event_type, NULL::text AS step_slug, 'started' AS status,
@@ -362,15 +449,21 @@ def past_events(run_id: uuid.UUID) -> Operation[list[RunEvent]]:
             JOIN pgflow.steps AS s ON s.flow_slug = ss.flow_slug AND s.step_slug = ss.step_slug
             WHERE ss.run_id = r.run_id AND ss.started_at IS NOT NULL
             UNION ALL
+            -- A cancelled step ends when its run was cancelled (read as JSON: an upstream
+            -- core has no such column, nor cancelled runs); likewise skipped_at, which a
+            -- core without conditional steps lacks.
             SELECT 'step:' || ss.status, ss.step_slug, ss.status,
-                   coalesce(ss.completed_at, ss.failed_at), s.step_index, 1
+                   coalesce(ss.completed_at, ss.failed_at,
+                            (to_jsonb(ss) ->> 'skipped_at')::timestamptz, c.cancelled_at),
+                   s.step_index, 1
             FROM pgflow.step_states AS ss
             JOIN pgflow.steps AS s ON s.flow_slug = ss.flow_slug AND s.step_slug = ss.step_slug
-            WHERE ss.run_id = r.run_id AND ss.status IN ('completed', 'failed')
+            WHERE ss.run_id = r.run_id
+              AND ss.status IN ('completed', 'failed', 'skipped', 'cancelled')
             UNION ALL
-            SELECT 'run:' || r.status, NULL, r.status, coalesce(r.completed_at, r.failed_at),
-                   2147483647, 2
-            WHERE r.status IN ('completed', 'failed')
+            SELECT 'run:' || r.status, NULL, r.status,
+                   coalesce(r.completed_at, r.failed_at, c.cancelled_at), 2147483647, 2
+            WHERE r.status IN ('completed', 'failed', 'cancelled')
         ) AS e
         WHERE r.run_id = %s
         ORDER BY e.at, e.step_index, e.phase

@@ -15,12 +15,14 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from pgflow import _flow_ops
+from pgflow import _flow_ops, _schedule_ops
 from pgflow._ops import Operation, run
+from pgflow._schedule_ops import Schedule
 from pgflow.client import _operations as ops
 from pgflow.client._models import HealthReport, PruneResult, Run, RunPage, RunWithStates
 from pgflow.client._timing import check_when, deadline_after, remaining
 from pgflow.dsl._definition import FlowDefinition, definition_of
+from pgflow.dsl._schedule import DEFAULT_MAX_CATCH_UP
 from pgflow.errors import WaitTimeoutError
 from pgflow.events import RESYNC, EventHub, RunEvent
 
@@ -168,7 +170,7 @@ class Client:
         run_id: uuid.UUID | None = None,
         timeout: float | None = None,
     ) -> Run:
-        """Start a run and wait for it to finish (completed or failed)."""
+        """Start a run and wait for it to finish (completed, failed or cancelled)."""
         return self.start_flow(flow, input, run_id=run_id).wait(timeout)
 
     def enqueue(
@@ -216,8 +218,9 @@ class Client:
 
     # -- waiting and following ------------------------------------------------------------------
     def wait(self, run_id: uuid.UUID, *, timeout: float | None = None) -> Run:
-        """The run once it is completed or failed. Woken by LISTEN/NOTIFY; polls only when
-        notifications are unavailable. Raises :class:`WaitTimeoutError` after ``timeout``."""
+        """The run once it is completed, failed or cancelled. Woken by LISTEN/NOTIFY; polls
+        only when notifications are unavailable. Raises :class:`WaitTimeoutError` after
+        ``timeout``."""
         deadline = deadline_after(timeout)
         if not self.listen:
             while True:
@@ -283,6 +286,30 @@ class Client:
                     yield item
                     if item.is_terminal:
                         return
+
+    # -- run control ----------------------------------------------------------------------------
+    def cancel_run(
+        self,
+        run_id: uuid.UUID,
+        reason: str | None = None,
+        *,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> Run:
+        """Cancel a started run: it ends 'cancelled' with ``reason``, its queued and running
+        tasks are cancelled and their messages archived, and workers running them see
+        ``ctx.cancelled``. Late reports of those tasks change nothing. Raises
+        :class:`RunNotFoundError`, or :class:`RunStateError` for a run that has finished."""
+        return self._run(ops.cancel_run(run_id, reason), conn)
+
+    def retry_run(self, run_id: uuid.UUID, *, conn: psycopg.Connection[Any] | None = None) -> Run:
+        """Start a failed or cancelled run again from scratch: returns the new run (same flow
+        and input, ``retry_of`` = ``run_id``); the original is kept as it is."""
+        return self._run(ops.retry_run(run_id), conn)
+
+    def resume_run(self, run_id: uuid.UUID, *, conn: psycopg.Connection[Any] | None = None) -> Run:
+        """Continue a failed or cancelled run (same run id): completed steps keep their
+        outputs, every other step runs again; returns the run, started again."""
+        return self._run(ops.resume_run(run_id), conn)
 
     # -- reading --------------------------------------------------------------------------------
     def get_run(self, run_id: uuid.UUID, *, conn: psycopg.Connection[Any] | None = None) -> Run:
@@ -369,3 +396,47 @@ class Client:
 
     def list_flows(self) -> list[_flow_ops.FlowSummary]:
         return self._run(_flow_ops.list_flows())
+
+    # -- schedules ------------------------------------------------------------------------------
+    def schedule(
+        self,
+        flow: ops.FlowRef,
+        cron: str,
+        *,
+        input: Any = None,
+        name: str | None = None,
+        timezone: str = "UTC",
+        max_catch_up: int = DEFAULT_MAX_CATCH_UP,
+        enabled: bool = True,
+    ) -> Schedule:
+        """Create or replace the schedule ``name`` (default: the flow's slug): workers serving
+        the flow start a run with ``input`` at every occurrence of ``cron`` in ``timezone``,
+        each exactly once. After downtime at most ``max_catch_up`` missed occurrences are
+        fired, the most recent ones. Changing the cron or time zone restarts it from now."""
+        return self._run(
+            _schedule_ops.upsert_schedule(
+                flow,
+                cron,
+                input=input,
+                name=name,
+                timezone=timezone,
+                max_catch_up=max_catch_up,
+                enabled=enabled,
+            )
+        )
+
+    def unschedule(self, name: str) -> bool:
+        """Remove a schedule (runs it started are kept); False when there was none."""
+        return self._run(_schedule_ops.delete_schedule(name))
+
+    def set_schedule_enabled(self, name: str, enabled: bool) -> Schedule:
+        """Pause or resume a schedule; resuming does not catch up the paused time."""
+        return self._run(_schedule_ops.set_schedule_enabled(name, enabled))
+
+    def get_schedule(self, name: str) -> Schedule:
+        return self._run(_schedule_ops.get_schedule(name))
+
+    def list_schedules(self, *, flow: ops.FlowRef | None = None) -> list[Schedule]:
+        """Every schedule (or those of one flow), by name, with its next occurrence."""
+        flows = [ops.flow_slug(flow)] if flow is not None else None
+        return self._run(_schedule_ops.list_schedules(flows))

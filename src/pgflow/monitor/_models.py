@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from pgflow.client._models import jsonable
+from pgflow.client._models import jsonable, run_control_fields
 
 
 def _duration(start: datetime | None, end: datetime | None) -> timedelta | None:
@@ -81,9 +81,14 @@ class RunSummary(_Serialisable):
     remaining_steps: int
     #: The error of the step that failed the run (None unless failed).
     error: str | None
+    #: When the run was cancelled, and why (None unless cancelled).
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunSummary:
+        control = run_control_fields(row.get("run_control") or row)
+        ended = row["completed_at"] or row["failed_at"] or control["cancelled_at"]
         return cls(
             run_id=row["run_id"],
             flow_slug=row["flow_slug"],
@@ -91,9 +96,11 @@ class RunSummary(_Serialisable):
             started_at=row["started_at"],
             completed_at=row["completed_at"],
             failed_at=row["failed_at"],
-            duration=_duration(row["started_at"], row["completed_at"] or row["failed_at"]),
+            duration=_duration(row["started_at"], ended),
             remaining_steps=row["remaining_steps"],
             error=row["error_message"],
+            cancelled_at=control["cancelled_at"],
+            cancel_reason=control["cancel_reason"],
         )
 
 
@@ -113,6 +120,13 @@ class RunStatus(_Serialisable):
     steps: tuple[StepStatus, ...]
     #: Every task of the run, when asked for (``include_tasks=True``), else None.
     tasks: tuple[TaskStatus, ...] | None = None
+    #: Run control (``cancel_run``, ``retry_run``, ``resume_run``): when and why the run was
+    #: cancelled, the run it retries, how often it was resumed and when last.
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+    retry_of: UUID | None = None
+    resumed_count: int = 0
+    resumed_at: datetime | None = None
 
     def step(self, slug: str) -> StepStatus:
         for step in self.steps:

@@ -60,6 +60,11 @@ def get_status(run_id: uuid.UUID, *, include_tasks: bool = False) -> Operation[R
         remaining_steps=run.remaining_steps,
         steps=tuple(StepStatus.from_row(r) for r in steps),
         tasks=tasks,
+        cancelled_at=run.cancelled_at,
+        cancel_reason=run.cancel_reason,
+        retry_of=run.retry_of,
+        resumed_count=run.resumed_count,
+        resumed_at=run.resumed_at,
     )
 
 
@@ -74,7 +79,7 @@ def list_runs(
 ) -> Operation[RunStatusPage]:
     """Runs started in ``[since, until)``, newest first, keyset-paginated like the client's."""
     runs, next_cursor = yield from client_ops.runs_page(
-        client_ops.RUN_SUMMARY_COLUMNS,
+        client_ops.RUN_SUMMARY_WITH_CONTROL_COLUMNS,
         RunSummary.from_row,
         flow=flow,
         status=status,
@@ -87,8 +92,8 @@ def list_runs(
 
 
 def history(*, limit: int = 50, since: datetime | None = None) -> Operation[list[RunSummary]]:
-    """Finished runs (completed or failed), the most recently finished first; with ``since``,
-    only those that finished at or after it."""
+    """Finished runs (completed, failed or cancelled), the most recently finished first; with
+    ``since``, only those that finished at or after it."""
     _check_limit(limit, client_ops.MAX_PAGE, "limit")
     rows = yield (
         core_sql.query("monitor_history"),

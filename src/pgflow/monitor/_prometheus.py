@@ -53,7 +53,7 @@ log = logging.getLogger("pgflow.monitor")
 
 #: Bucket upper bounds (seconds) of both duration histograms, unless given.
 DEFAULT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
-STEP_STATUSES = ("created", "started", "completed", "failed", "cancelled")
+STEP_STATUSES = ("created", "started", "completed", "failed", "skipped", "cancelled")
 _FINAL_STATUSES = ("completed", "failed")
 
 

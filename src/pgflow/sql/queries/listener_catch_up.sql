@@ -35,13 +35,18 @@ FROM (
     JOIN pgflow.steps AS s ON s.flow_slug = ss.flow_slug AND s.step_slug = ss.step_slug
     WHERE ss.started_at >= %(since)s
     UNION ALL
-    SELECT 'step:' || ss.status, c.run_id, c.flow_slug, ss.step_slug, ss.status,
-           coalesce(ss.completed_at, ss.failed_at), s.step_index, 1
+    -- skipped_at is read as JSON: a core without conditional steps has no such column.
+    SELECT 'step:' || ss.status, c.run_id, c.flow_slug, ss.step_slug, ss.status, ended.at,
+           s.step_index, 1
     FROM candidate AS c
     JOIN pgflow.step_states AS ss ON ss.run_id = c.run_id
     JOIN pgflow.steps AS s ON s.flow_slug = ss.flow_slug AND s.step_slug = ss.step_slug
-    WHERE ss.status IN ('completed', 'failed')
-      AND coalesce(ss.completed_at, ss.failed_at) >= %(since)s
+    CROSS JOIN LATERAL (
+        SELECT coalesce(ss.completed_at, ss.failed_at,
+                        (to_jsonb(ss) ->> 'skipped_at')::timestamptz) AS at
+    ) AS ended
+    WHERE ss.status IN ('completed', 'failed', 'skipped')
+      AND ended.at >= %(since)s
     UNION ALL
     SELECT 'run:' || c.status, c.run_id, c.flow_slug, NULL, c.status,
            coalesce(c.completed_at, c.failed_at), 2147483647, 2
