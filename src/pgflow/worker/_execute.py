@@ -11,15 +11,22 @@ import asyncio
 import contextvars
 import functools
 import json
-import math
+import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.rows import dict_row
+
+from pgflow import sql as core_sql
+from pgflow._json import json_problem
+from pgflow._limits import oversize_problem
 from pgflow.context import Context
 from pgflow.dsl._flow import Step
 from pgflow.dsl._handlers import to_json_value
+
+log = logging.getLogger("pgflow.worker")
 
 #: Longest error text stored for a failed task (the column is text; this keeps rows small).
 MAX_ERROR_LENGTH = 4000
@@ -54,27 +61,6 @@ def error_text(exc: BaseException) -> str:
     return text
 
 
-def _reject_non_json(value: Any, path: str = "output") -> None:
-    """Raise :class:`OutputError` naming the first part of ``value`` that JSON cannot hold."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise OutputError(f"{path} is {value!r}, which JSON cannot represent")
-        return
-    if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _reject_non_json(item, f"{path}[{index}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise OutputError(f"{path} has a non-string key {key!r}")
-            _reject_non_json(item, f"{path}[{key!r}]")
-        return
-    raise OutputError(f"{path} is a {type(value).__name__}, which is not JSON-serialisable")
-
-
 def json_output(value: Any, model: Any = None) -> Any:
     """The handler's return value as a JSON value, exactly (0, false, "" and null included).
 
@@ -84,9 +70,14 @@ def json_output(value: Any, model: Any = None) -> Any:
     if model is not None and not isinstance(value, model):
         value = model.model_validate(value)
     converted = to_json_value(value)
-    _reject_non_json(converted)
+    if (problem := json_problem(converted, "output")) is not None:
+        raise OutputError(problem)
+    text = json.dumps(converted, allow_nan=False)
+    problem = oversize_problem(text, "output")
+    if problem is not None:
+        raise OutputError(problem)
     # Round-trip once so that tuples become lists and nothing non-JSON slips through.
-    return json.loads(json.dumps(converted, allow_nan=False))
+    return json.loads(text)
 
 
 def handler_values(step: Step[Any, Any], task_input: Any) -> list[Any]:
@@ -146,6 +137,21 @@ class _RolledBack(Exception):
 #: A transactional task that already committed its completion inside the handler's transaction.
 COMMITTED = Outcome(output=None, error=None)
 
+#: A transactional task whose transaction was rolled back with nothing to report: while it ran,
+#: the task was recovered as stalled and claimed again (this worker had lost the database for
+#: longer than the step's timeout plus the stalled margin). The other execution reports it.
+SUPERSEDED = Outcome(output=None, error=None)
+
+_SUPERSEDED_WARNING = (
+    "task %s[%s] of run %s was recovered as stalled and taken over while this worker ran it "
+    "(it lost the database for longer than the step timeout plus the stalled margin): its "
+    "transaction is rolled back and its result discarded"
+)
+
+
+def _ownership_params(ctx: Context, key: dict[str, Any]) -> dict[str, Any]:
+    return key | {"worker_id": ctx.worker_id, "attempt": ctx.attempt}
+
 
 async def execute_in_transaction(
     step: Step[Any, Any],
@@ -161,10 +167,17 @@ async def execute_in_transaction(
     """Run a ``transactional`` step: the handler gets ``ctx.conn`` in an open transaction, and
     ``complete_task`` runs in that same transaction, so the handler's writes and the task's
     completion commit together. Returns :data:`COMMITTED`, or the failure to report (after
-    rolling back whatever the handler wrote)."""
+    rolling back whatever the handler wrote), or :data:`SUPERSEDED`.
+
+    Before completing, the transaction checks under the run's lock that the task is still the
+    attempt this worker claimed: a late completion must not commit the handler's writes beside
+    those of the execution that took the task over (complete_task alone would be a no-op for
+    the task, yet the writes would commit)."""
     from psycopg.types.json import Jsonb
 
     query, params = complete
+    lock_run, task_held = core_sql.query("worker_lock_run"), core_sql.query("worker_task_held")
+    ownership = _ownership_params(ctx, params)
     if step.call.is_async:
         try:
             async with async_connection() as conn, conn.transaction():
@@ -172,6 +185,13 @@ async def execute_in_transaction(
                 outcome = await execute(step, task_input, ctx, timeout=timeout, executor=None)
                 if outcome.failed:
                     raise _RolledBack(outcome)  # noqa: TRY301 - leaves the transaction block
+                await conn.execute(lock_run, params)
+                async with conn.cursor(row_factory=dict_row) as cur:
+                    await cur.execute(task_held, ownership)
+                    held = await cur.fetchone()
+                if not (held and held["held"]):
+                    log.warning(_SUPERSEDED_WARNING, ctx.step_slug, ctx.task_index, ctx.run_id)
+                    raise _RolledBack(SUPERSEDED)  # noqa: TRY301 - leaves the transaction block
                 await conn.execute(query, params | {"output": Jsonb(outcome.output)})
         except _RolledBack as rolled_back:
             return rolled_back.outcome
@@ -191,6 +211,7 @@ async def execute_in_transaction(
     decided = threading.Lock()
 
     def work() -> Outcome:
+        result = COMMITTED
         with sync_connection() as conn:
             try:
                 with conn.transaction():
@@ -199,10 +220,17 @@ async def execute_in_transaction(
                     output = json_output(step.call.fn(*args, **kwargs), step.call.return_model)
                     if not decided.acquire(blocking=False):
                         raise psycopg.Rollback()  # failed at the timeout meanwhile
+                    conn.execute(lock_run, params)
+                    with conn.cursor(row_factory=dict_row) as cur:
+                        held = cur.execute(task_held, ownership).fetchone()
+                    if not (held and held["held"]):
+                        log.warning(_SUPERSEDED_WARNING, ctx.step_slug, ctx.task_index, ctx.run_id)
+                        result = SUPERSEDED
+                        raise psycopg.Rollback()
                     conn.execute(query, params | {"output": Jsonb(output)})
             finally:
                 ctx.conn = None
-        return COMMITTED
+        return result
 
     loop = asyncio.get_running_loop()
     future = loop.run_in_executor(executor, contextvars.copy_context().run, work)
