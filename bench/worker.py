@@ -1,6 +1,7 @@
 """Our worker end to end: throughput of a 3-step chain with no-op handlers, and latency.
 
-``python -m bench worker [--runs 10000] [--workers 2] [--latency-runs 200] [--database-url URL]``
+``python -m bench worker [--runs 10000] [--workers 2] [--latency-runs 200] [--database-url URL]
+[--no-batch-completions]``
 
 * throughput: ``--runs`` chains are started in bulk before ``--workers`` worker processes
   (``pgflow worker``) are released; tasks/s over the busy window, from the tables' own
@@ -24,7 +25,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -60,8 +63,16 @@ def _pct(values: list[float], p: float) -> float:
 
 
 def _spawn(
-    url: str, module_dir: Path, count: int, max_concurrent: int = 10, batch_size: int = 10
+    url: str,
+    module_dir: Path,
+    count: int,
+    max_concurrent: int = 10,
+    batch_size: int = 10,
+    target: str = "bench_flows:chain",
+    worker_args: Sequence[str] = (),
 ) -> list[subprocess.Popen[bytes]]:
+    """``count`` ``pgflow worker`` processes on ``target``, a flow of a module in ``module_dir``,
+    with ``worker_args`` as extra ``pgflow worker`` options."""
     env = {**os.environ, "PYTHONPATH": str(module_dir)}
     return [
         subprocess.Popen(
@@ -70,7 +81,7 @@ def _spawn(
                 "-m",
                 "pgflow",
                 "worker",
-                "bench_flows:chain",
+                target,
                 "-d",
                 url,
                 "--max-concurrent",
@@ -79,6 +90,7 @@ def _spawn(
                 str(batch_size),
                 "--log-level",
                 "warning",
+                *worker_args,
             ],
             env=env,
             cwd=module_dir,
@@ -94,8 +106,45 @@ def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
         proc.wait(60)
 
 
+def wait_for_runs(
+    url: str,
+    flow_slug: str,
+    timeout: float,
+    workers: Sequence[subprocess.Popen[bytes]] = (),
+    on_poll: Callable[[psycopg.Connection[Any]], None] | None = None,
+    interval: float = 0.2,
+) -> bool:
+    """Wait until no run of ``flow_slug`` is still started.
+
+    False when ``timeout`` seconds passed first or every one of ``workers`` has exited.
+    ``on_poll`` is called with the polling connection every ``interval`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            if on_poll is not None:
+                on_poll(conn)
+            left = conn.execute(
+                "SELECT count(*) FROM pgflow.runs WHERE flow_slug = %s AND status = 'started'",
+                (flow_slug,),
+            ).fetchone()
+            if left == (0,):
+                return True
+            if time.monotonic() > deadline or (
+                workers and all(proc.poll() is not None for proc in workers)
+            ):
+                return False
+            time.sleep(interval)
+
+
 def throughput(
-    url: str, module_dir: Path, runs: int, workers: int, max_concurrent: int, batch_size: int
+    url: str,
+    module_dir: Path,
+    runs: int,
+    workers: int,
+    max_concurrent: int,
+    batch_size: int,
+    worker_args: Sequence[str] = (),
 ) -> dict[str, float]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
@@ -103,17 +152,15 @@ def throughput(
             "LATERAL pgflow.start_flow('bench_chain', i.input)",
             (["{}"] * runs,),
         )
-    began = time.monotonic()
-    procs = _spawn(url, module_dir, workers, max_concurrent, batch_size)
+        # As autovacuum's auto-analyze would after so many new rows (this machine's server runs
+        # with autovacuum off): with the statistics of empty tables, the planner takes the
+        # flow_slug indexes of step_tasks as selective and every claim scans all of the flow's
+        # tasks (a BitmapAnd over ~N index entries), which is not what a deployment sees.
+        conn.execute("ANALYZE")
+    procs = _spawn(url, module_dir, workers, max_concurrent, batch_size, worker_args=worker_args)
     try:
+        wait_for_runs(url, "bench_chain", 600)
         with psycopg.connect(url, autocommit=True) as conn:
-            while True:
-                left = conn.execute(
-                    "SELECT count(*) FROM pgflow.runs WHERE status = 'started'"
-                ).fetchone()
-                if left == (0,) or time.monotonic() - began > 600:
-                    break
-                time.sleep(0.2)
             row = conn.execute(
                 "SELECT count(*) FILTER (WHERE status = 'completed'), "
                 "extract(epoch FROM max(completed_at) - min(started_at)) "
@@ -130,8 +177,10 @@ def throughput(
     }
 
 
-async def _latency(url: str, module_dir: Path, count: int) -> dict[str, list[float]]:
-    procs = _spawn(url, module_dir, 1)
+async def _latency(
+    url: str, module_dir: Path, count: int, worker_args: Sequence[str] = ()
+) -> dict[str, list[float]]:
+    procs = _spawn(url, module_dir, 1, worker_args=worker_args)
     try:
         async with AsyncClient(url) as client:
             await asyncio.sleep(1.5)  # the worker connects and listens
@@ -163,7 +212,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--latency-runs", type=int, default=200)
     parser.add_argument("--max-concurrent", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument(
+        "--no-batch-completions",
+        action="store_true",
+        help="workers report each task in its own transaction (to compare with batching)",
+    )
     args = parser.parse_args(argv)
+    worker_args = ["--no-batch-completions"] if args.no_batch_completions else []
 
     dbname = f"pgflow_bench_worker_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.database_url, autocommit=True) as admin:
@@ -181,11 +236,18 @@ def main(argv: list[str]) -> int:
                         "SELECT pgflow.add_step('bench_chain', %s, %s::text[])", (step, deps)
                     )
             result = throughput(
-                url, module_dir, args.runs, args.workers, args.max_concurrent, args.batch_size
+                url,
+                module_dir,
+                args.runs,
+                args.workers,
+                args.max_concurrent,
+                args.batch_size,
+                worker_args,
             )
             print(
                 f"throughput: {args.runs} chains x 3 tasks, {args.workers} worker processes "
-                f"(max_concurrent {args.max_concurrent}, batch {args.batch_size}): "
+                f"(max_concurrent {args.max_concurrent}, batch {args.batch_size}, completions "
+                f"{'one by one' if args.no_batch_completions else 'batched'}): "
                 f"{result['tasks']:.0f} tasks in {result['busy_seconds']:.2f} s busy "
                 f"-> {result['tasks_per_second']:,.0f} tasks/s"
             )
@@ -194,7 +256,7 @@ def main(argv: list[str]) -> int:
                 # This machine's server runs with autovacuum off: clean up by hand, as
                 # autovacuum would, so that latency is not measured on a bloated queue.
                 conn.execute("VACUUM ANALYZE")
-            latency = asyncio.run(_latency(url, module_dir, args.latency_runs))
+            latency = asyncio.run(_latency(url, module_dir, args.latency_runs, worker_args))
             for name, values in latency.items():
                 print(
                     f"latency ({name}, {len(values)} sequential chains, start -> completed): "

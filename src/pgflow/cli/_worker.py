@@ -72,6 +72,20 @@ def worker_command(
             help="When a flow's steps changed, delete it WITH ITS RUNS and create it anew."
         ),
     ] = False,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            help="Fire the cron schedules of these flows (every worker may; each occurrence "
+            "starts one run). --no-scheduler leaves that to other workers."
+        ),
+    ] = True,
+    batch_completions: Annotated[
+        bool,
+        typer.Option(
+            help="Report tasks that finish while a report is in flight together, in one "
+            "transaction. --no-batch-completions reports each task on its own."
+        ),
+    ] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     log_format: Annotated[LogFormat, typer.Option(help="text or json.")] = LogFormat.text,
 ) -> None:
@@ -92,6 +106,8 @@ def worker_command(
             stalled_margin=stalled_margin,
             function_name=name,
             recreate_flows=recreate_flows,
+            scheduler=scheduler,
+            batch_completions=batch_completions,
         ),
     )
     raise typer.Exit(worker.run())

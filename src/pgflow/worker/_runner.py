@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -20,7 +21,13 @@ from pgflow import sql as core_sql
 from pgflow.context import Context
 from pgflow.dsl._flow import Flow
 from pgflow.errors import first_line
-from pgflow.worker._execute import COMMITTED, Outcome, execute, execute_in_transaction
+from pgflow.worker._execute import (
+    COMMITTED,
+    SUPERSEDED,
+    Outcome,
+    execute,
+    execute_in_transaction,
+)
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -29,6 +36,10 @@ log = logging.getLogger("pgflow.worker")
 
 #: Back-off after a database error in the loop, doubling up to the maximum.
 _BACKOFF_START, _BACKOFF_MAX = 0.2, 10.0
+
+#: Most completions sent in one complete_tasks_and_claim call (one transaction holding the
+#: rows of that many runs locked).
+MAX_COMPLETION_BATCH = 100
 
 
 class Stats:
@@ -43,6 +54,16 @@ class Stats:
         taken = (self.completed, self.failed)
         self.completed = self.failed = 0
         return taken
+
+
+@dataclass(frozen=True)
+class _Completion:
+    """A successful outcome waiting for the next batched report; ``landed`` is set once it is
+    reported (or given up on), which frees the task's slot."""
+
+    record: dict[str, Any]
+    output: Any
+    landed: asyncio.Future[None]
 
 
 class FlowRunner:
@@ -79,10 +100,17 @@ class FlowRunner:
         self.wake = asyncio.Event()
         self.accepting = True
         self.in_flight: set[asyncio.Task[None]] = set()
+        #: The contexts of the handlers running now, by task: how a cancellation reaches them.
+        self._contexts: dict[tuple[uuid.UUID, str, int], Context] = {}
         self._slot_freed = asyncio.Event()
         self.timeouts: dict[str, float] = {}
         #: True on a core without claim_tasks (upstream pgflow): the plain 0.8.1 protocol.
         self.classic = False
+        #: Report successful outcomes in batches (complete_tasks_and_claim), set by the worker
+        #: when the option is on and the core has the function.
+        self.batch_completions = False
+        self._completions: list[_Completion] = []
+        self._flusher: asyncio.Task[None] | None = None
         # Single-task steps this runner claimed itself: their step:started event brings no
         # news, so it does not trigger a poll (most of a chain's hops are claimed that way).
         self._single_steps = {s.slug for s in flow.steps if s.step_type == "single"}
@@ -105,10 +133,28 @@ class FlowRunner:
             return
         self.wake.set()
 
+    def running_runs(self) -> set[uuid.UUID]:
+        """The runs whose tasks have a handler running here."""
+        return {run_id for run_id, _, _ in self._contexts}
+
+    def notice_cancelled(self, run_id: uuid.UUID) -> None:
+        """The run was cancelled: its handlers running here see ``ctx.cancelled``."""
+        for (task_run_id, _, _), ctx in self._contexts.items():
+            if task_run_id == run_id:
+                ctx.cancellation.set()
+
     def stop_accepting(self) -> None:
         self.accepting = False
         self.wake.set()
         self._slot_freed.set()
+
+    async def close(self) -> None:
+        """Stop reporting: after the drain, only completions of tasks cancelled at the end of
+        the grace period can be left (their messages reappear after the visibility timeout)."""
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
 
     async def run(self) -> None:
         backoff = _BACKOFF_START
@@ -245,21 +291,26 @@ class FlowRunner:
                 ctx.attempt,
             )
             began = time.monotonic()
-            if step.transactional:
-                outcome = await execute_in_transaction(
-                    step,
-                    task_input,
-                    ctx,
-                    timeout=timeout,
-                    executor=self.executor,
-                    async_connection=self.pool.connection,
-                    sync_connection=self.sync_connection,
-                    complete=(core_sql.query("worker_complete_task"), self._task_key(record)),
-                )
-            else:
-                outcome = await execute(
-                    step, task_input, ctx, timeout=timeout, executor=self.executor
-                )
+            running = (ctx.run_id, step_slug, ctx.task_index)
+            self._contexts[running] = ctx
+            try:
+                if step.transactional:
+                    outcome = await execute_in_transaction(
+                        step,
+                        task_input,
+                        ctx,
+                        timeout=timeout,
+                        executor=self.executor,
+                        async_connection=self.pool.connection,
+                        sync_connection=self.sync_connection,
+                        complete=(core_sql.query("worker_complete_task"), self._task_key(record)),
+                    )
+                else:
+                    outcome = await execute(
+                        step, task_input, ctx, timeout=timeout, executor=self.executor
+                    )
+            finally:
+                self._contexts.pop(running, None)
             log.debug(
                 "task %s: %s/%s[%s] run %s in %.1f ms%s",
                 "failed" if outcome.failed else "completed",
@@ -273,6 +324,11 @@ class FlowRunner:
         if outcome is COMMITTED:
             self.stats.completed += 1
             self.wake.set()
+            return
+        if outcome is SUPERSEDED:  # another execution owns the task now and reports it
+            return
+        if self.batch_completions and not outcome.failed:
+            await self._complete_in_batch(record, outcome.output)
             return
         await self._report(record, outcome)
 
@@ -298,6 +354,7 @@ class FlowRunner:
         backoff = _BACKOFF_START
         deadline = time.monotonic() + 300
         claimed: list[dict[str, Any]] = []
+        qty = 0
         claim_next = True
         stage = "report"
         while True:
@@ -310,13 +367,13 @@ class FlowRunner:
                         # The completion most likely queued the next step: claim it in the same
                         # statement and commit, so a hop of a chain costs one round trip.
                         stage = "claim"
-                        free = self.max_concurrent - len(self.in_flight) + 1
+                        qty = self._claim_qty(finishing=1)
                         async with conn.cursor(row_factory=dict_row) as cur:
                             await cur.execute(
                                 core_sql.query("worker_complete_and_claim"),
                                 params
                                 | {
-                                    "qty": max(1, min(self.batch_size, free)),
+                                    "qty": qty,
                                     "vt": self.visibility_timeout,
                                     "worker_id": self.worker_id,
                                 },
@@ -361,8 +418,80 @@ class FlowRunner:
             self.stats.failed += 1
         else:
             self.stats.completed += 1
-        if claimed:
-            self._dispatch(claimed)
-        else:
-            # Nothing claimed along the way (or a failure): let the loop look at once.
+        self._take_claimed(claimed, qty)
+
+    def _claim_qty(self, finishing: int) -> int:
+        """How many tasks to claim along with reporting ``finishing`` tasks: the slots free once
+        they are done, at most a poll's worth."""
+        free = self.max_concurrent - len(self.in_flight) + finishing
+        return max(1, min(self.batch_size, free))
+
+    def _take_claimed(self, claimed: list[dict[str, Any]], qty: int) -> None:
+        """Run what a report claimed along the way. When it claimed nothing (or a failure was
+        reported), or as many as it asked for (there may be more), the loop looks at once."""
+        self._dispatch(claimed)
+        if len(claimed) in (0, qty):
             self.wake.set()
+
+    # -- batched completions --------------------------------------------------------------------
+    async def _complete_in_batch(self, record: dict[str, Any], output: Any) -> None:
+        """Queue a successful outcome for the flusher; return once it is reported."""
+        landed = asyncio.get_running_loop().create_future()
+        self._completions.append(_Completion(record, output, landed))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(
+                self._flush_completions(), name=f"pgflow:{self.flow.slug}:completions"
+            )
+            self._flusher.add_done_callback(self._flusher_finished)
+        await landed
+
+    async def _flush_completions(self) -> None:
+        """The one sender of a runner's completions ("natural batching"): it sends what there is
+        at once, so an idle worker adds no latency, and everything that finishes while a call
+        is in flight goes together in the next one, so a busy worker commits once per batch."""
+        while self._completions:
+            batch = self._completions[:MAX_COMPLETION_BATCH]
+            del self._completions[:MAX_COMPLETION_BATCH]
+            try:
+                await self._report_batch(batch)
+            finally:
+                for completion in batch:
+                    if not completion.landed.done():  # its task may have been cancelled
+                        completion.landed.set_result(None)
+
+    def _flusher_finished(self, flusher: asyncio.Task[None]) -> None:
+        if not flusher.cancelled() and flusher.exception() is not None:  # pragma: no cover
+            log.error(
+                "flow %s: completion flusher crashed", self.flow.slug, exc_info=flusher.exception()
+            )
+
+    async def _report_batch(self, batch: list[_Completion]) -> None:
+        """complete_tasks_and_claim for the whole batch in one transaction, claiming for the
+        slots it frees. If that fails, nothing of it was applied, or all of it was (a lost
+        connection after the commit; completing again is then a no-op): each outcome is then
+        reported on its own by :meth:`_report`, which retries through connection trouble and
+        fails a task whose output the core refuses, so one bad task cannot block the others."""
+        qty = self._claim_qty(finishing=len(batch)) if self.accepting else 0
+        completions = [
+            {**self._task_key(c.record), "run_id": str(c.record["run_id"]), "output": c.output}
+            for c in batch
+        ]
+        try:
+            async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(
+                    core_sql.query("worker_complete_tasks_and_claim"),
+                    {"completions": Jsonb(completions)} | self._claim_params(qty),
+                )
+                claimed: list[dict[str, Any]] = await cur.fetchall()
+        except psycopg.Error as exc:
+            log.debug(
+                "flow %s: batched completion of %d task(s) failed (%s); reporting one by one",
+                self.flow.slug,
+                len(batch),
+                first_line(exc),
+            )
+            for completion in batch:
+                await self._report(completion.record, Outcome(output=completion.output))
+            return
+        self.stats.completed += len(batch)
+        self._take_claimed(claimed, qty)

@@ -38,14 +38,21 @@ from pgflow.config import choose_database
 from pgflow.dsl._definition import definition_of
 from pgflow.dsl._flow import Flow
 from pgflow.dsl._job import Job
-from pgflow.errors import ConfigurationError, first_line
+from pgflow.errors import ConfigurationError, InstallError, first_line
 from pgflow.flows import aensure_flow
 from pgflow.worker._runner import FlowRunner, Stats
+from pgflow.worker._scheduler import start_scheduler
 
 log = logging.getLogger("pgflow.worker")
 
 #: The channel the SQL core notifies on (see functions/_emit_event.sql).
 EVENTS_CHANNEL = "pgflow_events"
+
+#: How often the runs of running handlers are checked for cancellation: without LISTEN that is
+#: the only way to learn of it; with LISTEN, run:cancelled events carry it at once and the check
+#: is a safety net for events missed (around a reconnect, or just before a claim returned).
+CANCEL_CHECK_INTERVAL = 0.5
+CANCEL_CHECK_INTERVAL_LISTENING = 5.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,14 @@ class WorkerOptions:
     function_name: str | None = None
     ensure_flows: bool = True
     recreate_flows: bool = False
+    #: Fire the cron schedules of the served flows (see :mod:`pgflow.worker._scheduler`);
+    #: ``scheduler_interval`` is the longest sleep between passes (finding new schedules).
+    scheduler: bool = True
+    scheduler_interval: float = 5.0
+    #: Report the results of tasks that finish while a report is in flight together, in one
+    #: transaction (complete_tasks_and_claim): a busy worker commits once per batch instead of
+    #: once per task. Failures and transactional steps are reported one by one regardless.
+    batch_completions: bool = True
 
     def validated(self) -> WorkerOptions:
         checks = [
@@ -81,6 +96,7 @@ class WorkerOptions:
             ("recovery_interval", self.recovery_interval > 0),
             ("stalled_margin", self.stalled_margin >= 0),
             ("max_requeues", self.max_requeues >= 0),
+            ("scheduler_interval", self.scheduler_interval > 0),
         ]
         for name, ok in checks:
             if not ok:
@@ -154,6 +170,7 @@ class Worker:
             name="pgflow-worker",
         )
         await self._pool.open(wait=True, timeout=30)
+        await self._require_schema(self._pool)
         self._executor = ThreadPoolExecutor(max_workers=total, thread_name_prefix="pgflow-handler")
         task_logger = logging.getLogger("pgflow.task")
         async with self._pool.connection() as conn:
@@ -192,6 +209,14 @@ class Worker:
             log.info("the SQL core has no claim_tasks: using the plain 0.8.1 worker protocol")
             for runner in self.runners.values():
                 runner.classic = True
+        elif self.options.batch_completions:
+            if await self._core_has(
+                "pgflow.complete_tasks_and_claim(jsonb, integer, integer, uuid, text)"
+            ):
+                for runner in self.runners.values():
+                    runner.batch_completions = True
+            else:
+                log.info("the SQL core has no complete_tasks_and_claim: completions one by one")
         for runner in self.runners.values():
             self._runner_tasks.append(
                 asyncio.create_task(runner.run(), name=f"pgflow:{runner.flow.slug}")
@@ -200,6 +225,9 @@ class Worker:
             self._background.append(asyncio.create_task(self._listen(url), name="pgflow:listen"))
         self._background.append(asyncio.create_task(self._heartbeat(), name="pgflow:heartbeat"))
         self._background.append(asyncio.create_task(self._summary(), name="pgflow:summary"))
+        self._background.append(
+            asyncio.create_task(self._watch_cancellations(), name="pgflow:cancellations")
+        )
         if await self._core_has("pgflow.recover_stalled_tasks(interval, integer)"):
             self._background.append(asyncio.create_task(self._recover(), name="pgflow:recover"))
         else:
@@ -207,6 +235,15 @@ class Worker:
                 "this database's pgflow core has no recover_stalled_tasks (an upstream core?): "
                 "tasks of workers that die stay 'started' until recovered by other means"
             )
+        if self.options.scheduler and (
+            scheduler := await start_scheduler(
+                self._pool,
+                self.flows,
+                interval=self.options.scheduler_interval,
+                register=self.options.ensure_flows,
+            )
+        ):
+            self._background.append(scheduler)
         log.info(
             "worker %s started: flows %s, max_concurrent %s, batch %s, %s",
             self.function_name,
@@ -246,6 +283,8 @@ class Worker:
                     len(pending),
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
+        for runner in self.runners.values():
+            await runner.close()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -269,6 +308,19 @@ class Worker:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    @staticmethod
+    async def _require_schema(pool: AsyncConnectionPool[Any]) -> None:
+        """Refuse to start, in one line, on a database without the schema (rather than log a
+        polling error forever); the pool is closed first, so nothing is left running."""
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT to_regclass('pgflow.flows') IS NOT NULL")
+            row = await cur.fetchone()
+        if not (row and row[0]):
+            await pool.close()
+            raise InstallError(
+                "the pgflow schema is not installed in this database: run `pgflow install`"
+            )
 
     def _connection_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"autocommit": True}
@@ -328,8 +380,13 @@ class Worker:
         except ValueError:
             return
         runner = self.runners.get(str(event.get("flow_slug")))
-        if runner is not None and event.get("event_type") == "step:started":
+        if runner is None:
+            return
+        if event.get("event_type") == "step:started":
             runner.notice_started(str(event.get("run_id")), event.get("step_slug"))
+        elif event.get("event_type") == "run:cancelled":
+            with contextlib.suppress(ValueError):
+                runner.notice_cancelled(uuid.UUID(str(event.get("run_id"))))
 
     async def _heartbeat(self) -> None:
         ids = {runner.worker_id: slug for slug, runner in self.runners.items()}
@@ -397,6 +454,37 @@ class Worker:
                 await self.recover_stalled_tasks()
             except psycopg.Error as exc:
                 log.warning("stalled-task recovery failed: %s", exc)
+
+    async def _watch_cancellations(self) -> None:
+        """Tell running handlers (``ctx.cancelled``) that their run was cancelled, by asking
+        the database about their runs (see :data:`CANCEL_CHECK_INTERVAL`)."""
+        query = core_sql.query("worker_cancelled_runs")
+        last_check = time.monotonic()
+        while True:
+            await asyncio.sleep(CANCEL_CHECK_INTERVAL)
+            if self.listening and time.monotonic() - last_check < CANCEL_CHECK_INTERVAL_LISTENING:
+                continue
+            runners = {
+                run_id: runner
+                for runner in self.runners.values()
+                for run_id in runner.running_runs()
+            }
+            last_check = time.monotonic()
+            if not runners:
+                continue
+            try:
+                assert self._pool is not None
+                async with (
+                    self._pool.connection() as conn,
+                    conn.cursor(row_factory=dict_row) as cur,
+                ):
+                    await cur.execute(query, {"run_ids": list(runners)})
+                    cancelled = [row["run_id"] for row in await cur.fetchall()]
+            except psycopg.Error as exc:
+                log.warning("checking for cancelled runs failed: %s", first_line(exc))
+                continue
+            for run_id in cancelled:
+                runners[run_id].notice_cancelled(run_id)
 
     async def _summary(self) -> None:
         while True:

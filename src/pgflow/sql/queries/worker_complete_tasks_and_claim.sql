@@ -1,0 +1,4 @@
+SELECT run_id, step_slug, input, msg_id, task_index, attempt, flow_input
+FROM pgflow.complete_tasks_and_claim(
+    %(completions)s, %(qty)s, %(vt)s, %(worker_id)s, %(flow_slug)s
+)
