@@ -9,12 +9,17 @@ DECLARE
     v_run pgflow.runs;
 BEGIN
     -- The run's output is what its leaf steps (those nothing depends on) produced.
+    -- Driven from the flow's steps, each step state found by its primary key (run_id,
+    -- step_slug); "completed" is a FILTER, not a WHERE, so that the planner can never pick a
+    -- partial index on completed step states (migration 0004, for metrics) and filter it by
+    -- run: with statistics taken before a burst of completions that read every completed
+    -- step state of the flow on each run completion (7.8 ms a call instead of 0.35 ms).
     UPDATE pgflow.runs AS r
     SET status = 'completed',
         completed_at = now(),
         output = (
             SELECT jsonb_object_agg(
-                ss.step_slug,
+                s.step_slug,
                 CASE
                     WHEN s.step_type = 'map' THEN coalesce((
                         SELECT jsonb_agg(t.output ORDER BY t.task_index)
@@ -32,14 +37,13 @@ BEGIN
                           AND t.status = 'completed'
                     )
                 END
-            )
-            FROM pgflow.step_states AS ss
-            JOIN pgflow.steps AS s ON s.flow_slug = ss.flow_slug AND s.step_slug = ss.step_slug
-            WHERE ss.run_id = r.run_id
-              AND ss.status = 'completed'
+            ) FILTER (WHERE ss.status = 'completed')
+            FROM pgflow.steps AS s
+            JOIN pgflow.step_states AS ss ON ss.run_id = r.run_id AND ss.step_slug = s.step_slug
+            WHERE s.flow_slug = r.flow_slug
               AND NOT EXISTS (
                   SELECT 1 FROM pgflow.deps AS d
-                  WHERE d.flow_slug = ss.flow_slug AND d.dep_slug = ss.step_slug
+                  WHERE d.flow_slug = s.flow_slug AND d.dep_slug = s.step_slug
               )
         )
     WHERE r.run_id = maybe_complete_run.run_id
