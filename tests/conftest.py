@@ -23,3 +23,20 @@ def role_without_create(pgflow_test_server: TestDatabaseServer) -> Iterator[str]
     finally:
         with psycopg.connect(pgflow_test_server.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures a test recorded (``record_property("figures", ...)``: the reliability suite),
+    shown even when output is captured. Here, in the root conftest, because with xdist only the
+    controller writes the summary, and it loads no conftest below this one."""
+    lines = [
+        value
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        for key, value in getattr(report, "user_properties", [])
+        if key == "figures"
+    ]
+    if lines:
+        terminalreporter.write_sep("-", "figures")
+        for line in lines:
+            terminalreporter.write_line(line)
