@@ -9,6 +9,8 @@ import sys
 BENCHMARKS = {
     "core": "bench.core",
     "worker": "bench.worker",
+    "monitor": "bench.monitor",
+    "suite": "bench.suite",
 }
 
 USAGE = "usage: python -m bench {" + ",".join(BENCHMARKS) + "} [options]  (-h for options)"

@@ -45,12 +45,14 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.conninfo
 from psycopg import sql
 from psycopg.types.json import Jsonb
+
+_T = TypeVar("_T")
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ENV_DATABASE_URL = "PGFLOW_BENCH_DATABASE_URL"
@@ -831,6 +833,28 @@ def measure_flow(
     reports, wall = run_workers(job, config.workers, config.timeout_seconds)
     problems = [f"worker {r['index']}: {r['error']}" for r in reports if r.get("error")]
     functions = _function_stats(target) if config.profile else {}
+    measurement = flow_outcome(target, workload, runs, round_no, wall, problems)
+    measurement.calls = _merge_calls(reports)
+    measurement.functions = functions
+    return measurement
+
+
+def flow_outcome(
+    target: Target,
+    workload: Workload,
+    runs: int,
+    round_no: int,
+    wall: float,
+    problems: list[str],
+    expected_tasks: int | None = None,
+) -> Measurement:
+    """The measurement of ``runs`` runs once their workers are gone, read from the tables.
+
+    tasks/s over the busy window (first task started -> last task completed); a problem is
+    added for every run or task not completed and every message left in the queue.
+    ``expected_tasks`` defaults to one task per step and run (maps have more).
+    """
+    expected = runs * workload.tasks_per_run if expected_tasks is None else expected_tasks
     with target.connect() as conn:
         completed_runs, all_runs = conn.execute(
             "SELECT count(*) FILTER (WHERE status = 'completed'), count(*) "
@@ -868,8 +892,7 @@ def measure_flow(
         tasks_per_second=completed / busy_s if busy_s > 0 else 0.0,
         wall_seconds=wall,
         problems=problems,
-        calls=_merge_calls(reports),
-        functions=functions,
+        calls={},
     )
 
 
@@ -1007,7 +1030,8 @@ def _describe(m: Measurement) -> str:
     return text + (f"  PROBLEMS: {'; '.join(m.problems)}" if m.problems else "")
 
 
-def _order(names: Sequence[str], round_no: int) -> list[str]:
+def _order(names: Sequence[_T], round_no: int) -> list[_T]:
+    """Odd rounds in the given order, even rounds reversed."""
     return list(names) if round_no % 2 == 1 else list(reversed(names))
 
 
@@ -1040,10 +1064,11 @@ def _calibrate(
 
 def _server_info(config: Config) -> dict[str, Any]:
     with psycopg.connect(config.database_url, autocommit=True) as conn:
-        settings = dict(
+        settings: dict[str, str] = dict(
             conn.execute(
                 "SELECT name, setting FROM pg_settings WHERE name IN ('synchronous_commit', "
-                "'fsync', 'shared_buffers', 'autovacuum', 'commit_delay', 'wal_level')"
+                "'fsync', 'shared_buffers', 'autovacuum', 'commit_delay', 'wal_level', "
+                "'wal_sync_method', 'full_page_writes', 'wal_writer_delay', 'max_wal_size')"
             ).fetchall()
         )
         version = _scalar(conn, "SHOW server_version")

@@ -75,8 +75,8 @@ def flow_slug(flow: FlowRef) -> str:
 def prepare_input(flow: FlowRef, payload: Any) -> Jsonb:
     """The run input as JSON, checked before anything is written."""
     slug = flow_slug(flow)
-    if (slug_issue := slug_problem(slug)) is not None:  # no such flow can exist (a NUL in it
-        # would even be refused by the driver before the database could say so)
+    # No flow can have an invalid slug; saying so here also spares the driver a NUL it refuses.
+    if (slug_issue := slug_problem(slug)) is not None:
         raise FlowNotFoundError(f"flow {slug!r} does not exist: {slug_issue}")
     input_type = flow.input_type if isinstance(flow, Flow) else None
     if input_type is not None and hasattr(input_type, "model_validate"):
