@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def psql_executable() -> str:
     """A psql binary: the system one, else the one shipped with the embedded server."""
@@ -36,5 +38,17 @@ def run_cli(
         text=True,
         env=environ,
         timeout=timeout,
+        check=False,
+    )
+
+
+def run_mypy(*paths: Path) -> subprocess.CompletedProcess[str]:
+    """``mypy --strict`` on ``paths`` from the repository root (no cache: safe in parallel)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
         check=False,
     )

@@ -18,7 +18,7 @@ def _readme_commands() -> list[str]:
 def test_readme_has_exactly_two_commands() -> None:
     commands = _readme_commands()
     assert len(commands) == 2
-    assert "pgflow install" in commands[0]
+    assert commands[0].endswith(".venv/bin/pgflow demo")
     assert "pytest" in commands[1]
 
 

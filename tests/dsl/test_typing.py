@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests._helpers import ROOT, run_mypy
+
 SAMPLES = Path(__file__).parent / "typing_samples"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _mypy(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.mark.slow
 def test_typed_style_passes_mypy_strict() -> None:
-    result = _mypy(SAMPLES / "typed_flow.py")
+    result = run_mypy(SAMPLES / "typed_flow.py")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -38,7 +26,7 @@ def test_wrong_dependency_types_are_reported_by_mypy() -> None:
         for number, line in enumerate(sample.read_text().splitlines(), start=1)
         if "MYPY-ERROR" in line
     }
-    result = _mypy(sample)
+    result = run_mypy(sample)
     reported = {
         int(m.group(1))
         for m in re.finditer(rf"{re.escape(sample.name)}:(\d+): error:", result.stdout)
@@ -64,6 +52,6 @@ def test_readme_flow_passes_mypy_strict_and_runs(tmp_path: Path) -> None:
     for number, code in enumerate(blocks):
         sample = tmp_path / f"readme_block_{number}.py"
         sample.write_text(code)
-        result = _mypy(sample)
+        result = run_mypy(sample)
         assert result.returncode == 0, result.stdout + result.stderr
         exec(compile(code, str(sample), "exec"), {"__name__": f"readme_block_{number}"})

@@ -388,7 +388,11 @@ def check_invariants(url: str, workload: Workload, fleet: Fleet, figures: Figure
             r["run_id"]: r
             for r in _rows(
                 conn,
-                "SELECT run_id, flow_slug, status, output FROM pgflow.runs WHERE run_id = ANY(%s)",
+                "SELECT r.run_id, r.flow_slug, r.status, r.output, "
+                "(SELECT string_agg(ss.step_slug || ': ' || ss.error_message, '; ') "
+                " FROM pgflow.step_states AS ss "
+                " WHERE ss.run_id = r.run_id AND ss.status = 'failed') AS errors "
+                "FROM pgflow.runs AS r WHERE r.run_id = ANY(%s)",
                 (run_ids,),
             )
         }
@@ -432,7 +436,10 @@ def check_invariants(url: str, workload: Workload, fleet: Fleet, figures: Figure
             if run is None:
                 continue
             if run["status"] != status:
-                problems.append(f"{slug} run {run_id} (n={n}) is {run['status']}, not {status}")
+                problems.append(
+                    f"{slug} run {run_id} (n={n}) is {run['status']}, not {status}"
+                    + (f" ({run['errors']})" if run["errors"] else "")
+                )
             elif output is not None and run["output"] != output(n):
                 problems.append(f"{slug} run {run_id} (n={n}) output {run['output']}")
 

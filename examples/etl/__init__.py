@@ -1,0 +1,1 @@
+"""Extract, transform with a map step (one task per record), load with a fan-in step."""
