@@ -64,7 +64,9 @@ TASKS_SHOWN_PER_STEP = 10
 def runs_command(
     database_url_flag: DatabaseUrlOption = None,
     flow: Annotated[str | None, typer.Option(help="Only runs of this flow.")] = None,
-    status: Annotated[str | None, typer.Option(help="started, completed or failed.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="started, completed, failed or cancelled.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="Started at or after (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Started before (ISO 8601).")] = None,
     limit: Annotated[int, typer.Option(help="Runs per page (1-1000).")] = 20,
