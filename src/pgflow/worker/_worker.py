@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -53,6 +53,26 @@ EVENTS_CHANNEL = "pgflow_events"
 #: is a safety net for events missed (around a reconnect, or just before a claim returned).
 CANCEL_CHECK_INTERVAL = 0.5
 CANCEL_CHECK_INTERVAL_LISTENING = 5.0
+
+
+#: How long one phase of stopping (after the drain) may take before the worker goes on without
+#: it: a stop must always end, whatever a connection or a task is stuck on.
+STOP_PHASE_TIMEOUT = 15.0
+
+
+async def _within(what: str, awaitable: Awaitable[Any]) -> None:
+    """Await one phase of stopping, at most STOP_PHASE_TIMEOUT seconds (then cancelled), and
+    say what was stuck, with the tasks still pending, so that a hang can be diagnosed."""
+    try:
+        await asyncio.wait_for(awaitable, STOP_PHASE_TIMEOUT)
+    except TimeoutError:
+        pending = sorted(t.get_name() for t in asyncio.all_tasks() if not t.done())
+        log.warning(
+            "stopping: %s did not finish within %.0fs; going on (pending tasks: %s)",
+            what,
+            STOP_PHASE_TIMEOUT,
+            ", ".join(pending),
+        )
 
 
 @dataclass(frozen=True)
@@ -152,6 +172,12 @@ class Worker:
         self._started = False
         self.listening = False
 
+    @property
+    def _wants_listen(self) -> bool:
+        # A transaction-mode pooler accepts LISTEN but hands the server connection to other
+        # clients between transactions, so notifications would be lost: poll instead.
+        return self.options.listen and not self.options.pooler
+
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         """Connect, make sure the flows exist, register, and start polling."""
@@ -221,7 +247,7 @@ class Worker:
             self._runner_tasks.append(
                 asyncio.create_task(runner.run(), name=f"pgflow:{runner.flow.slug}")
             )
-        if self.options.listen:
+        if self._wants_listen:
             self._background.append(asyncio.create_task(self._listen(url), name="pgflow:listen"))
         self._background.append(asyncio.create_task(self._heartbeat(), name="pgflow:heartbeat"))
         self._background.append(asyncio.create_task(self._summary(), name="pgflow:summary"))
@@ -251,7 +277,7 @@ class Worker:
             self.options.max_concurrent,
             self.options.batch_size,
             "LISTEN wake-ups"
-            if self.options.listen
+            if self._wants_listen
             else f"polling every {self.options.poll_interval}s",
         )
 
@@ -269,7 +295,9 @@ class Worker:
         for runner in self.runners.values():
             runner.stop_accepting()
         if self._runner_tasks:
-            await asyncio.gather(*self._runner_tasks, return_exceptions=True)
+            await _within(
+                "the polling loops", asyncio.gather(*self._runner_tasks, return_exceptions=True)
+            )
         in_flight = [t for r in self.runners.values() for t in r.in_flight]
         if in_flight:
             log.info("draining %d in-flight task(s) for up to %.0fs", len(in_flight), grace)
@@ -282,18 +310,22 @@ class Worker:
                     "after their visibility timeout",
                     len(pending),
                 )
-                await asyncio.gather(*pending, return_exceptions=True)
+                await _within(
+                    "the cancelled tasks", asyncio.gather(*pending, return_exceptions=True)
+                )
         for runner in self.runners.values():
-            await runner.close()
+            await _within(f"reporting of flow {runner.flow.slug}", runner.close())
         for task in self._background:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await _within(
+            "the background tasks", asyncio.gather(*self._background, return_exceptions=True)
+        )
         if self._pool is not None:
-            await self._pool.close()
+            await _within("closing the connection pool", self._pool.close())
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self._sync_pool is not None:
-            await asyncio.to_thread(self._sync_pool.close)
+            await _within("closing the sync pool", asyncio.to_thread(self._sync_pool.close))
         self._stopped.set()
         log.info("worker %s stopped", self.function_name)
 
