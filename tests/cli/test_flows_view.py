@@ -200,6 +200,7 @@ def test_flows_json_has_steps_options_and_layers(flows_url: str) -> None:
     assert shown["options"] == {"max_attempts": 2, "base_delay": 1, "timeout": 60}
     assert shown["created_at"]
     unset = dict.fromkeys(("max_attempts", "base_delay", "timeout", "start_delay"))
+    no_condition = {"when": None, "unless": None, "when_unmet": "skip", "when_exhausted": "fail"}
     assert shown["steps"] == [
         {
             "step_slug": "validate",
@@ -207,6 +208,7 @@ def test_flows_json_has_steps_options_and_layers(flows_url: str) -> None:
             "step_index": 0,
             "deps": [],
             "options": unset,
+            **no_condition,
         },
         {
             "step_slug": "price",
@@ -214,6 +216,7 @@ def test_flows_json_has_steps_options_and_layers(flows_url: str) -> None:
             "step_index": 1,
             "deps": ["validate"],
             "options": {**unset, "timeout": 30},
+            **no_condition,
         },
         {
             "step_slug": "audit",
@@ -221,6 +224,7 @@ def test_flows_json_has_steps_options_and_layers(flows_url: str) -> None:
             "step_index": 2,
             "deps": ["validate"],
             "options": {**unset, "start_delay": 4},
+            **no_condition,
         },
         {
             "step_slug": "charge",
@@ -228,6 +232,7 @@ def test_flows_json_has_steps_options_and_layers(flows_url: str) -> None:
             "step_index": 3,
             "deps": ["audit", "price", "validate"],
             "options": unset,
+            **no_condition,
         },
     ]
     assert shown["layers"] == [["validate"], ["price", "audit"], ["charge"]]

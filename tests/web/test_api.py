@@ -24,6 +24,8 @@ RUN_SUMMARY_KEYS = {
     "duration",
     "remaining_steps",
     "error",
+    "cancelled_at",
+    "cancel_reason",
 }
 
 
@@ -264,6 +266,9 @@ def test_the_openapi_schema_is_served_and_precise(api: TestClient) -> None:
         "/api/metrics",
         "/api/health",
         "/api/events",
+        "/api/schedules",
+        "/api/schedules/{name}/enable",
+        "/api/schedules/{name}/disable",
     } <= set(schema["paths"])
     run_page = schema["paths"]["/api/runs"]["get"]["responses"]["200"]
     assert run_page["content"]["application/json"]["schema"] == {

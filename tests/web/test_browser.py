@@ -27,7 +27,7 @@ def site(pgflow_test_server: TestDatabaseServer, pgflow_template: str) -> Iterat
         with Client(url) as client:
             client.ensure_flow(demo)
             with running_worker([demo], url), serving(create_app(url)) as base:
-                yield {"base": base, "client": client}
+                yield {"base": base, "client": client, "url": url}
     finally:
         pgflow_test_server.drop_database(name)
 
@@ -99,3 +99,17 @@ def test_a_step_output_with_script_is_shown_as_text(site: dict[str, Any], page: 
     assert page.locator("main img").count() == 0
     assert page.locator("main script").count() == 0
     assert page.evaluate("window.__xss") is None
+
+
+def test_a_schedule_is_disabled_and_enabled_from_its_page(site: dict[str, Any], page: Any) -> None:
+    site["client"].schedule(demo, "0 3 * * *", name="nightly_demo")
+    with serving(create_app(site["url"], enable_actions=True)) as base:
+        page.goto(f"{base}/schedules")
+        row = 'tr[data-schedule="nightly_demo"]'
+        page.click(f"{row} button:has-text('Disable')")
+        page.wait_for_selector(f"{row} button:has-text('Enable')", timeout=15_000)
+        assert site["client"].get_schedule("nightly_demo").enabled is False
+        page.click(f"{row} button:has-text('Enable')")
+        page.wait_for_selector(f"{row} button:has-text('Disable')", timeout=15_000)
+    assert site["client"].get_schedule("nightly_demo").enabled is True
+    site["client"].unschedule("nightly_demo")

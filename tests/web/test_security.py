@@ -21,7 +21,17 @@ def guarded(populated: dict[str, Any]) -> Iterator[TestClient]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/runs", "/api/health", "/api/openapi.json", "/api/events", "/", "/metrics"]
+    "path",
+    [
+        "/api/runs",
+        "/api/health",
+        "/api/openapi.json",
+        "/api/events",
+        "/api/schedules",
+        "/",
+        "/metrics",
+        "/schedules",
+    ],
 )
 def test_without_a_token_every_request_is_401(guarded: TestClient, path: str) -> None:
     response = guarded.get(path)

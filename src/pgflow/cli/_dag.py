@@ -13,12 +13,15 @@ layering, ``draw_flow`` the lines the terminal shows. For example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 #: The order options are shown in; the unit follows the number (attempts have none).
 _OPTION_UNITS = {"max_attempts": "", "base_delay": "s", "timeout": "s", "start_delay": "s"}
+#: A step's condition, shown after its options: patterns as compact JSON, rules as words.
+_CONDITION_OPTIONS = ("when", "unless", "when_unmet", "when_exhausted")
 
 
 class StepLike(Protocol):
@@ -33,12 +36,13 @@ class StepLike(Protocol):
 
 @dataclass(frozen=True)
 class DagStep:
-    """One step as ``draw_flow`` needs it; ``options`` holds only the options the step sets."""
+    """One step as ``draw_flow`` needs it; ``options`` holds only the options (and condition
+    rules) the step sets."""
 
     slug: str
     deps: Sequence[str] = ()
     step_type: str = "single"
-    options: Mapping[str, int] = field(default_factory=dict)
+    options: Mapping[str, object] = field(default_factory=dict)
 
 
 def layers(steps: Iterable[StepLike]) -> list[list[str]]:
@@ -74,13 +78,22 @@ def layers(steps: Iterable[StepLike]) -> list[list[str]]:
     return result
 
 
-def format_options(options: Mapping[str, int | None]) -> str:
-    """``max_attempts=3 timeout=60s``: the options that are set, in a fixed order."""
-    return " ".join(
+def format_options(options: Mapping[str, object]) -> str:
+    """``max_attempts=3 timeout=60s when={"plan":"pro"} when_unmet=skip``: the options and
+    condition rules that are set, in a fixed order."""
+    shown = [
         f"{name}={options[name]}{unit}"
         for name, unit in _OPTION_UNITS.items()
         if options.get(name) is not None
-    )
+    ]
+    shown += [
+        f"{name}={json.dumps(options[name], separators=(',', ':'), ensure_ascii=False)}"
+        if isinstance(options[name], Mapping)
+        else f"{name}={options[name]}"
+        for name in _CONDITION_OPTIONS
+        if options.get(name) is not None
+    ]
+    return " ".join(shown)
 
 
 def _arrows(deps: Sequence[str]) -> list[str]:
@@ -92,7 +105,7 @@ def _arrows(deps: Sequence[str]) -> list[str]:
     return [f"◀─┬─ {deps[0]}", *middle, f"  └─ {deps[-1]}"]
 
 
-def draw_flow(slug: str, steps: Sequence[DagStep], defaults: Mapping[str, int]) -> list[str]:
+def draw_flow(slug: str, steps: Sequence[DagStep], defaults: Mapping[str, object]) -> list[str]:
     """The flow as lines: a header with the flow's defaults, then one row per step, grouped by
     layer (numbered from 1), with its type, the options it overrides and its dependencies;
     several dependencies (fan-in) are joined by a bracket, one per line."""

@@ -10,17 +10,29 @@ import typer
 from pgflow.cli._common import DatabaseUrlOption, console, database_url, one_line_errors
 from pgflow.cli._dag import DagStep, draw_flow, layers
 from pgflow.errors import FlowNotFoundError
-from pgflow.monitor import FlowInfo, Monitor
+from pgflow.monitor import FlowInfo, FlowStepInfo, Monitor
+
+
+def _set_options(step: FlowStepInfo) -> dict[str, object]:
+    """The options the step sets itself, and the condition rules that differ from those of a
+    step without a condition (when_unmet only matters with a pattern)."""
+    chosen: dict[str, object] = {k: v for k, v in step.options.items() if v is not None}
+    chosen.update(when=step.when, unless=step.unless)
+    if step.has_condition:
+        chosen["when_unmet"] = step.when_unmet
+    if step.when_exhausted != "fail":
+        chosen["when_exhausted"] = step.when_exhausted
+    return {k: v for k, v in chosen.items() if v is not None}
 
 
 def dag_steps(flow: FlowInfo) -> list[DagStep]:
-    """The flow's steps as the layout takes them: only the options each step sets itself."""
+    """The flow's steps as the layout takes them: only what each step sets itself."""
     return [
         DagStep(
             slug=step.step_slug,
             deps=step.deps,
             step_type=step.step_type,
-            options={k: v for k, v in step.options.items() if v is not None},
+            options=_set_options(step),
         )
         for step in flow.steps
     ]

@@ -14,7 +14,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from pgflow.cli._common import DatabaseUrlOption, console, database_url, fail, one_line_errors
-from pgflow.client import Client, Run, RunWithStates, TaskState
+from pgflow.client import Client, Run, RunWithStates, StepState, TaskState
 
 
 def _ago(moment: datetime | None) -> str:
@@ -150,9 +150,11 @@ def run_payload(full: RunWithStates, *, include_tasks: bool = False) -> dict[str
                 "attempts": most_attempts(tasks),
                 "duration_seconds": step.duration.total_seconds() if step.duration else None,
                 "error_message": step.error_message,
+                "skip_reason": step.skip_reason,
                 "started_at": _iso(step.started_at),
                 "completed_at": _iso(step.completed_at),
                 "failed_at": _iso(step.failed_at),
+                "skipped_at": _iso(step.skipped_at),
             }
         )
     payload: dict[str, Any] = {"run": full.run.as_dict(), "steps": steps}
@@ -188,7 +190,7 @@ def render_run(full: RunWithStates) -> Group:
     """A run's header line and its table of steps, with a timeline from the run's start to
     its end (or now while it runs)."""
     run: Run = full.run
-    axis_end = run.completed_at or run.failed_at or datetime.now(UTC)
+    axis_end = run.completed_at or run.failed_at or run.cancelled_at or datetime.now(UTC)
     axis = (run.started_at, max(axis_end, run.started_at))
     header = Text.assemble(
         (run.flow_slug, "bold"),
@@ -196,6 +198,10 @@ def render_run(full: RunWithStates) -> Group:
         styled_status(run.status),
         f"  started {_ago(run.started_at)}, took {_duration(run.duration)}",
     )
+    if run.cancelled_at is not None:
+        header.append(f"\ncancelled {_ago(run.cancelled_at)}: {run.cancel_reason or 'no reason'}")
+    if run.retry_of is not None:
+        header.append(f"\nretry of {run.retry_of}")
     # Only the error may wrap: squeezed bars would no longer share one time axis.
     table = Table(
         *(
@@ -211,7 +217,8 @@ def render_run(full: RunWithStates) -> Group:
         tasks = full.tasks_of(step.step_slug)
         total = "?" if step.initial_tasks is None else str(step.initial_tasks)
         attempts = most_attempts(tasks)
-        bar = timeline_bar(step.started_at, step.completed_at or step.failed_at, axis)
+        ended = step.completed_at or step.failed_at or step.skipped_at
+        bar = timeline_bar(step.started_at, ended, axis)
         retries = f" ↻{attempts}" if attempts > 1 else ""
         table.add_row(
             step.step_slug,
@@ -221,9 +228,18 @@ def render_run(full: RunWithStates) -> Group:
             str(attempts),
             _duration(step.duration),
             Text(bar, style=STATUS_STYLE.get(step.status, "")) + retries,
-            Text((step.error_message or "")[:60]),
+            _step_note(step),
         )
     return Group(header, table)
+
+
+def _step_note(step: StepState) -> Text:
+    """The error column: a skipped step's reason (and the error that led to it, if any)."""
+    error = (step.error_message or "")[:60]
+    if step.skip_reason is None:
+        return Text(error)
+    skipped = Text(f"skipped: {step.skip_reason}", style=STATUS_STYLE["skipped"])
+    return skipped + f" ({error})" if error else skipped
 
 
 def render_tasks(full: RunWithStates) -> Table:

@@ -62,9 +62,14 @@ class StepStatus(_Serialisable):
     tasks_failed: int
     output: Any
     error: str | None
+    #: Set on a 'skipped' step (conditional steps): condition_unmet, handler_failed or
+    #: dependency_skipped, and when. None otherwise, and on cores without conditional steps.
+    skip_reason: str | None = None
+    skipped_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> StepStatus:
+        # None for a skipped step: it has neither completed_at nor failed_at.
         duration = _duration(row["started_at"], row["completed_at"] or row["failed_at"])
         return cls(**{**row, "duration": duration})
 
@@ -214,6 +219,18 @@ class FlowStepInfo(_Serialisable):
     deps: tuple[str, ...]
     #: The step's own options (max_attempts, base_delay, timeout, start_delay); None inherits.
     options: dict[str, int | None]
+    #: Its condition: a JSON pattern its input must contain (``when``) or must not contain
+    #: (``unless``), and what an unmet condition or a task out of attempts does ('fail',
+    #: 'skip', 'skip-cascade'). The defaults are those of a step without a condition, and what
+    #: a core without conditional steps reports.
+    when: dict[str, Any] | None = None
+    unless: dict[str, Any] | None = None
+    when_unmet: str = "skip"
+    when_exhausted: str = "fail"
+
+    @property
+    def has_condition(self) -> bool:
+        return self.when is not None or self.unless is not None
 
 
 @dataclass(frozen=True)

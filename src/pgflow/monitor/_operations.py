@@ -173,6 +173,10 @@ def flows() -> Operation[list[FlowInfo]]:
                         option: s[option]
                         for option in ("max_attempts", "base_delay", "timeout", "start_delay")
                     },
+                    when=s["when"],
+                    unless=s["unless"],
+                    when_unmet=s["when_unmet"],
+                    when_exhausted=s["when_exhausted"],
                 )
                 for s in r["steps"]
             ),

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Reques
 from fastapi.responses import StreamingResponse
 
 from pgflow.client._operations import MAX_PAGE
+from pgflow.dsl._schedule import SCHEDULE_NAME
 from pgflow.events import RunEvent
 from pgflow.web._data import MAX_BUCKETS, STATS_WINDOW
 from pgflow.web._models import (
@@ -24,6 +25,7 @@ from pgflow.web._models import (
     RunDetail,
     RunPage,
     RunSummary,
+    Schedule,
     StartRun,
     WorkerInfo,
 )
@@ -144,6 +146,15 @@ def api_router(run_actions: tuple[str, ...]) -> APIRouter:
         """Workers that sent a heartbeat lately (all of them with ``include_stopped``)."""
         return await state.data.workers(include_stopped=include_stopped)
 
+    @router.get("/schedules", tags=["schedules"])
+    async def list_schedules(state: DashboardDep) -> list[Schedule]:
+        """Every cron schedule, by name: its flow, cron, time zone, whether it is enabled, its
+        last and next occurrence, and since when it is overdue (if it is)."""
+        return await state.data.schedules()
+
+    for enabled in (True, False):
+        _add_schedule_switch(router, enabled)
+
     @router.get(
         "/metrics", tags=["metrics"], responses={400: {"model": Problem}, 404: {"model": Problem}}
     )
@@ -200,6 +211,31 @@ def _add_run_action(router: APIRouter, action: str) -> None:
         tags=["actions"],
         dependencies=[Depends(allowed_action)],
         responses={404: {"model": Problem}, 409: {"model": Problem}},
+    )
+
+
+def _add_schedule_switch(router: APIRouter, enabled: bool) -> None:
+    verb = "enable" if enabled else "disable"
+
+    async def switch(
+        state: DashboardDep,
+        name: Annotated[str, Path(pattern=SCHEDULE_NAME.pattern, description="Its name.")],
+    ) -> Schedule:
+        return await state.data.set_schedule_enabled(name, enabled)
+
+    switch.__doc__ = (
+        "Resume a schedule (the paused time is not caught up)."
+        if enabled
+        else "Pause a schedule: it starts no runs until enabled again."
+    ) + " Returns the schedule afterwards. Needs actions enabled."
+    router.add_api_route(
+        f"/schedules/{{name}}/{verb}",
+        switch,
+        methods=["POST"],
+        name=f"{verb}_schedule",
+        tags=["actions"],
+        dependencies=[Depends(allowed_action)],
+        responses={404: {"model": Problem}},
     )
 
 

@@ -22,6 +22,7 @@ from pgflow.errors import (
     PgflowError,
     RunNotFoundError,
     RunStateError,
+    ScheduleNotFoundError,
     first_line,
 )
 from pgflow.events import AsyncEventHub
@@ -38,6 +39,7 @@ TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~+/=-]{8,}")
 _STATUS_OF: tuple[tuple[type[PgflowError], int], ...] = (
     (RunNotFoundError, 404),
     (FlowNotFoundError, 404),
+    (ScheduleNotFoundError, 404),
     (InvalidInputError, 400),
     (RunStateError, 409),
     (DatabaseUnavailableError, 503),

@@ -14,10 +14,11 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from pgflow import _schedule_ops as schedule_ops
 from pgflow._flow_ops import _READ_STEPS
 from pgflow._ops import Operation, arun
 from pgflow.client import AsyncClient
-from pgflow.errors import FlowNotFoundError, InvalidInputError
+from pgflow.errors import FlowNotFoundError, InvalidInputError, ScheduleNotFoundError
 from pgflow.monitor import _operations as monitor_ops
 from pgflow.web._models import (
     FlowDetail,
@@ -28,6 +29,7 @@ from pgflow.web._models import (
     RunDetail,
     RunPage,
     RunSummary,
+    Schedule,
     WorkerInfo,
 )
 
@@ -35,6 +37,27 @@ from pgflow.web._models import (
 MAX_BUCKETS = 500
 #: Flow statistics cover the runs started this recently, unless a request says otherwise.
 STATS_WINDOW = timedelta(hours=24)
+
+
+def _has_schedules() -> Operation[bool]:
+    """Whether the core has cron schedules (upstream 0.8.1 has no schedules table)."""
+    rows = yield "SELECT to_regclass('pgflow.schedules') IS NOT NULL AS present", None
+    present: bool = rows[0]["present"]
+    return present
+
+
+def _schedules() -> Operation[list[Schedule]]:
+    if not (yield from _has_schedules()):
+        return []
+    found = yield from schedule_ops.list_schedules()
+    return [Schedule.model_validate(s.as_dict()) for s in found]
+
+
+def _set_schedule_enabled(name: str, enabled: bool) -> Operation[Schedule]:
+    if not (yield from _has_schedules()):
+        raise ScheduleNotFoundError(f"schedule {name!r} does not exist")
+    changed = yield from schedule_ops.set_schedule_enabled(name, enabled)
+    return Schedule.model_validate(changed.as_dict())
 
 
 def _step_deps(slug: str) -> Operation[dict[str, list[str]]]:
@@ -214,6 +237,14 @@ class DashboardData:
     async def workers(self, *, include_stopped: bool = False) -> list[WorkerInfo]:
         found = await self._run(monitor_ops.workers(include_stopped=include_stopped))
         return [WorkerInfo.model_validate(w.as_dict()) for w in found]
+
+    async def schedules(self) -> list[Schedule]:
+        found: list[Schedule] = await self._run(_schedules())
+        return found
+
+    async def set_schedule_enabled(self, name: str, enabled: bool) -> Schedule:
+        changed: Schedule = await self._run(_set_schedule_enabled(name, enabled))
+        return changed
 
     async def metrics(
         self,

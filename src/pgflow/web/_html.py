@@ -21,6 +21,7 @@ NAVIGATION = (
     ("runs", "Runs", "/"),
     ("flows", "Flows", "/flows"),
     ("workers", "Workers", "/workers"),
+    ("schedules", "Schedules", "/schedules"),
     ("metrics", "Metrics", "/metrics"),
 )
 
@@ -69,6 +70,16 @@ def when(moment: datetime | None) -> str:
         return "–"
     iso = moment.isoformat()
     return f'<time datetime="{esc(iso)}" title="{esc(iso)}" data-relative>{esc(ago(moment))}</time>'
+
+
+def at(moment: datetime | None) -> str:
+    """An exact time in UTC (for moments that may be in the future, which ``when`` cannot
+    say)."""
+    if moment is None:
+        return "–"
+    iso = moment.isoformat()
+    shown = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f'<time datetime="{esc(iso)}" title="{esc(iso)}">{esc(shown)}</time>'
 
 
 def status_badge(status: str) -> str:

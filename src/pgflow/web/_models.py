@@ -27,6 +27,8 @@ class RunSummary(_Model):
     duration: float | None = Field(description="Seconds from start to completion or failure.")
     remaining_steps: int
     error: str | None = Field(description="The error of the step that failed the run.")
+    cancelled_at: datetime | None = Field(default=None, description="When it was cancelled.")
+    cancel_reason: str | None = Field(default=None, description="Why it was cancelled.")
 
 
 class RunPage(_Model):
@@ -67,11 +69,18 @@ class StepStatus(_Model):
     tasks_failed: int
     output: Any = Field(description="The task's output; for a map step, the list of outputs.")
     error: str | None
+    skip_reason: str | None = Field(
+        default=None,
+        description="Why a skipped step was skipped: condition_unmet, handler_failed or "
+        "dependency_skipped.",
+    )
+    skipped_at: datetime | None = None
 
 
 class RunDetail(RunSummary):
     input: Any
     output: Any
+    retry_of: uuid.UUID | None = Field(default=None, description="The run this one retries.")
     steps: list[StepStatus]
     tasks: list[TaskStatus]
 
@@ -94,6 +103,14 @@ class FlowStep(_Model):
     step_index: int
     deps: list[str]
     options: dict[str, int | None] = Field(description="The step's own options; null inherits.")
+    when: dict[str, Any] | None = Field(
+        default=None, description="A JSON pattern the step's input must contain to run."
+    )
+    unless: dict[str, Any] | None = Field(
+        default=None, description="A JSON pattern the step's input must not contain to run."
+    )
+    when_unmet: str = Field(default="skip", description="fail, skip or skip-cascade.")
+    when_exhausted: str = Field(default="fail", description="fail, skip or skip-cascade.")
 
 
 class FlowSummary(_Model):
@@ -169,6 +186,26 @@ class Metrics(_Model):
     failure_reasons: list[FailureReason]
     bucket_seconds: float
     buckets: list[MetricsBucket]
+
+
+class Schedule(_Model):
+    name: str
+    flow_slug: str
+    cron: str
+    timezone: str
+    input: Any = Field(description="The input of the runs it starts.")
+    enabled: bool
+    max_catch_up: int
+    created_at: datetime
+    updated_at: datetime
+    last_occurrence_at: datetime | None = Field(description="The latest occurrence fired.")
+    next_occurrence_at: datetime | None = Field(
+        description="The next occurrence after now; null when disabled."
+    )
+    overdue_since: datetime | None = Field(
+        description="The oldest occurrence that is due but not fired yet (no worker serves "
+        "the flow, or it is late)."
+    )
 
 
 class Health(_Model):

@@ -6,6 +6,7 @@ event for what it shows arrives, and swaps it in, so the server renders everythi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Any
 
 from pgflow.client._models import RUN_STATUSES
 from pgflow.web._html import (
+    at,
     css_token,
     duration,
     error_viewer,
@@ -25,11 +27,13 @@ from pgflow.web._html import (
 )
 from pgflow.web._models import (
     FlowDetail,
+    FlowStep,
     FlowSummary,
     Metrics,
     RunDetail,
     RunPage,
     RunSummary,
+    Schedule,
     StepStatus,
     WorkerInfo,
 )
@@ -45,6 +49,8 @@ class Site:
     #: The run actions this server offers (``cancel``, ``retry``…); empty when read-only.
     run_actions: tuple[str, ...] = ()
     can_start: bool = False
+    #: Whether schedules can be enabled and disabled from their page.
+    can_switch_schedules: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,14 @@ def _progress(step: StepStatus) -> str:
     return f"{step.tasks_done}/{total}"
 
 
+#: What each skip reason means, in words.
+SKIP_REASONS = {
+    "condition_unmet": "its condition was not met",
+    "handler_failed": "its task ran out of attempts",
+    "dependency_skipped": "a step it depends on was skipped",
+}
+
+
 def _step_section(step: StepStatus, run: RunDetail) -> str:
     facts = [
         ("type", step.step_type),
@@ -173,6 +187,8 @@ def _step_section(step: StepStatus, run: RunDetail) -> str:
     ]
     if step.step_type == "map":
         facts.append(("tasks done", _progress(step)))
+    if step.skip_reason is not None:
+        facts.append(("skipped", SKIP_REASONS.get(step.skip_reason, step.skip_reason)))
     listed = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
     slug = esc(step.step_slug)
     output = ""
@@ -204,8 +220,22 @@ def _actions(site: Site, run: RunDetail) -> str:
     return f'<div class="actions" role="group" aria-label="Actions">{buttons}</div>'
 
 
+def _run_control(site: Site, run: RunDetail) -> str:
+    """Summary rows for a cancelled run (when, why) and a retry (the run it retries)."""
+    rows = ""
+    if run.cancelled_at is not None:
+        rows += (
+            f"<dt>Cancelled</dt><dd>{when(run.cancelled_at)}</dd>"
+            f'<dt>Cancel reason</dt><dd id="cancel-reason">'
+            f"{esc(run.cancel_reason or 'none given')}</dd>"
+        )
+    if run.retry_of is not None:
+        rows += f"<dt>Retry of</dt><dd>{_run_link(site, run.retry_of)}</dd>"
+    return rows
+
+
 def run_fragment(site: Site, run: RunDetail, now: datetime | None = None) -> str:
-    finish = run.completed_at or run.failed_at or now or datetime.now(UTC)
+    finish = run.completed_at or run.failed_at or run.cancelled_at or now or datetime.now(UTC)
     summary = (
         '<dl class="summary">'
         f"<dt>Flow</dt><dd>{_flow_link(site, run.flow_slug)}</dd>"
@@ -213,7 +243,7 @@ def run_fragment(site: Site, run: RunDetail, now: datetime | None = None) -> str
         f"{status_badge(run.status)}</dd>"
         f"<dt>Started</dt><dd>{when(run.started_at)}</dd>"
         f"<dt>Duration</dt><dd>{esc(duration(run.duration))}</dd>"
-        f"<dt>Steps left</dt><dd>{run.remaining_steps}</dd></dl>"
+        f"<dt>Steps left</dt><dd>{run.remaining_steps}</dd>{_run_control(site, run)}</dl>"
     )
     nodes = [
         DagNode(
@@ -221,7 +251,7 @@ def run_fragment(site: Site, run: RunDetail, now: datetime | None = None) -> str
             step_type=s.step_type,
             deps=s.deps,
             status=s.status,
-            detail=_progress(s),
+            detail=s.skip_reason or _progress(s),
             href=f"#step-{s.step_slug}",
         )
         for s in run.steps
@@ -231,7 +261,7 @@ def run_fragment(site: Site, run: RunDetail, now: datetime | None = None) -> str
             s.step_slug,
             s.status,
             s.started_at,
-            s.completed_at or s.failed_at,
+            s.completed_at or s.failed_at or s.skipped_at,
             f"{s.attempts} attempts" if s.attempts > 1 else "",
         )
         for s in run.steps
@@ -294,6 +324,21 @@ def flows_page(site: Site, flows: Sequence[FlowSummary]) -> str:
 STEP_OPTIONS = ("max_attempts", "base_delay", "timeout", "start_delay")
 
 
+def _condition(step: FlowStep) -> str:
+    """When the step runs (its patterns as JSON) and what an unmet condition or a task out of
+    attempts does; '–' for a step that always runs and fails when out of attempts."""
+    parts = [
+        f"{name} {json.dumps(pattern, ensure_ascii=False)}"
+        for name, pattern in (("when", step.when), ("unless", step.unless))
+        if pattern is not None
+    ]
+    if parts:
+        parts.append(f"if unmet: {step.when_unmet}")
+    if step.when_exhausted != "fail":
+        parts.append(f"if out of attempts: {step.when_exhausted}")
+    return f'<span class="condition">{esc("; ".join(parts))}</span>' if parts else "–"
+
+
 def flow_page(site: Site, flow: FlowDetail) -> str:
     stats = flow.stats
     summary = (
@@ -312,7 +357,7 @@ def flow_page(site: Site, flow: FlowDetail) -> str:
             f"<td>{esc('inherited' if s.options.get(o) is None else s.options[o])}</td>"
             for o in STEP_OPTIONS
         )
-        + "</tr>"
+        + f"<td>{_condition(s)}</td></tr>"
         for s in flow.steps
     )
     start = ""
@@ -327,7 +372,7 @@ def flow_page(site: Site, flow: FlowDetail) -> str:
     body = (
         f"{summary}<h2>Steps</h2>{dag_svg(nodes, label=f'Steps of flow {flow.flow_slug}')}"
         "<table><thead><tr><th scope=col>Step</th><th scope=col>Type</th>"
-        f"<th scope=col>Depends on</th>{option_heads}</tr></thead>"
+        f"<th scope=col>Depends on</th>{option_heads}<th scope=col>Condition</th></tr></thead>"
         f"<tbody>{steps}</tbody></table>{start}"
         f"<h2>Recent runs</h2>{_runs_table(site, flow.recent_runs, show_flow=False)}"
     )
@@ -359,6 +404,40 @@ def workers_page(site: Site, workers: Sequence[WorkerInfo], include_stopped: boo
         "</tbody></table>"
     )
     return layout("Workers", toggle + table, base=site.base, current="workers")
+
+
+def _schedule_switch(site: Site, schedule: Schedule) -> str:
+    verb = "disable" if schedule.enabled else "enable"
+    return (
+        f'<button type="button" data-schedule-action="{esc(site.base)}/api/schedules/'
+        f'{esc(schedule.name)}/{verb}">{verb.capitalize()}</button>'
+    )
+
+
+def schedules_page(site: Site, schedules: Sequence[Schedule]) -> str:
+    if not schedules:
+        note = '<p class="note">No schedules. Add one with <code>pgflow schedules add</code>.</p>'
+        return layout("Schedules", note, base=site.base, current="schedules")
+    rows = []
+    for item in schedules:
+        upcoming = at(item.next_occurrence_at)
+        if item.overdue_since is not None:
+            upcoming = f'<span class="overdue">overdue since {at(item.overdue_since)}</span>'
+        switch = f"<td>{_schedule_switch(site, item)}</td>" if site.can_switch_schedules else ""
+        rows.append(
+            f'<tr data-schedule="{esc(item.name)}"><td>{esc(item.name)}</td>'
+            f"<td>{_flow_link(site, item.flow_slug)}</td><td class=mono>{esc(item.cron)}</td>"
+            f"<td>{esc(item.timezone)}</td><td>{'yes' if item.enabled else 'no'}</td>"
+            f"<td>{when(item.last_occurrence_at)}</td><td>{upcoming}</td>{switch}</tr>"
+        )
+    action_head = "<th scope=col>Action</th>" if site.can_switch_schedules else ""
+    table = (
+        "<table><thead><tr><th scope=col>Name</th><th scope=col>Flow</th>"
+        "<th scope=col>Cron</th><th scope=col>Time zone</th><th scope=col>Enabled</th>"
+        "<th scope=col>Last occurrence</th><th scope=col>Next occurrence</th>"
+        f"{action_head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+    return layout("Schedules", table, base=site.base, current="schedules")
 
 
 def metrics_page(site: Site, metrics: Metrics, flows: Sequence[str]) -> str:

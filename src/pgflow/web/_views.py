@@ -22,6 +22,7 @@ from pgflow.web._pages import (
     run_page,
     runs_fragment,
     runs_page,
+    schedules_page,
     workers_page,
 )
 
@@ -31,6 +32,7 @@ def site_of(request: Request, state: DashboardDep) -> Site:
         base=str(request.scope.get("root_path", "")).rstrip("/"),
         run_actions=state.run_actions if state.enable_actions else (),
         can_start=state.enable_actions,
+        can_switch_schedules=state.enable_actions,
     )
 
 
@@ -99,6 +101,10 @@ def pages_router() -> APIRouter:
     async def workers(state: DashboardDep, site: SiteDep, include_stopped: bool = False) -> str:
         found = await state.data.workers(include_stopped=include_stopped)
         return workers_page(site, found, include_stopped)
+
+    @router.get("/schedules")
+    async def schedules(state: DashboardDep, site: SiteDep) -> str:
+        return schedules_page(site, await state.data.schedules())
 
     @router.get("/metrics")
     async def metrics(state: DashboardDep, site: SiteDep, flow: Text = None) -> str:

@@ -1,8 +1,12 @@
 -- One run's steps in flow order, with what their tasks add up to: attempts (the most any task
 -- needed), tasks done and failed, and the output (a map step's is its tasks' outputs in order).
+-- skip_reason and skipped_at (conditional steps) are read through the row's JSON, so that this
+-- also works on a core without them (they are then NULL).
 SELECT ss.step_slug, s.step_type, s.step_index, ss.status,
        ss.created_at, ss.started_at, ss.completed_at, ss.failed_at,
        ss.initial_tasks AS tasks_total, ss.error_message AS error,
+       to_jsonb(ss) ->> 'skip_reason' AS skip_reason,
+       (to_jsonb(ss) ->> 'skipped_at')::timestamptz AS skipped_at,
        coalesce(t.attempts, 0) AS attempts,
        coalesce(t.done, 0) AS tasks_done,
        coalesce(t.failed, 0) AS tasks_failed,

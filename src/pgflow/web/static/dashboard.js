@@ -50,6 +50,20 @@
     }
   }
 
+  // Enabling or disabling a schedule changes its row: show the page again.
+  for (const button of document.querySelectorAll("button[data-schedule-action]")) {
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        await send(button.dataset.scheduleAction, {});
+        window.location.reload();
+      } catch (error) {
+        window.alert(error.message);
+        button.disabled = false;
+      }
+    });
+  }
+
   for (const form of document.querySelectorAll("form[data-start]")) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
