@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 
 from pgflow import sql as core_sql
@@ -173,48 +174,104 @@ async def execute_in_transaction(
     attempt this worker claimed: a late completion must not commit the handler's writes beside
     those of the execution that took the task over (complete_task alone would be a no-op for
     the task, yet the writes would commit)."""
+    ownership = _ownership_params(ctx, complete[1])
+    if step.call.is_async:
+        for reconnects_left in range(STALE_CONNECTION_RETRIES, -1, -1):
+            outcome = await _run_async_transaction(
+                step, task_input, ctx, timeout, async_connection, complete, ownership
+            )
+            if outcome is not _STALE_CONNECTION:
+                return outcome
+            log.debug("stale pooled connection before the handler ran; %d left", reconnects_left)
+        return Outcome(error="WorkerError: no live database connection for the transaction")
+    return await _run_sync_transaction(
+        step, task_input, ctx, timeout, executor, sync_connection, complete, ownership
+    )
+
+
+#: A pooled connection can be dead without the pool knowing (the server restarted while it sat
+#: idle); that is found out at BEGIN, before the handler runs, and must not cost the task an
+#: attempt: the transaction is retried on another connection, up to this many times.
+STALE_CONNECTION_RETRIES = 20
+#: The outcome of a transaction that could not even begin.
+_STALE_CONNECTION = Outcome(error="stale connection")
+
+
+async def _run_async_transaction(
+    step: Step[Any, Any],
+    task_input: Any,
+    ctx: Context,
+    timeout: float,
+    async_connection: Any,
+    complete: tuple[str, dict[str, Any]],
+    ownership: dict[str, Any],
+) -> Outcome:
     from psycopg.types.json import Jsonb
 
     query, params = complete
     lock_run, task_held = core_sql.query("worker_lock_run"), core_sql.query("worker_task_held")
-    ownership = _ownership_params(ctx, params)
-    if step.call.is_async:
-        try:
-            async with async_connection() as conn, conn.transaction():
-                ctx.conn = conn
-                outcome = await execute(step, task_input, ctx, timeout=timeout, executor=None)
-                if outcome.failed:
-                    raise _RolledBack(outcome)  # noqa: TRY301 - leaves the transaction block
-                await conn.execute(lock_run, params)
-                async with conn.cursor(row_factory=dict_row) as cur:
-                    await cur.execute(task_held, ownership)
-                    held = await cur.fetchone()
-                if not (held and held["held"]):
-                    log.warning(_SUPERSEDED_WARNING, ctx.step_slug, ctx.task_index, ctx.run_id)
-                    raise _RolledBack(SUPERSEDED)  # noqa: TRY301 - leaves the transaction block
-                await conn.execute(query, params | {"output": Jsonb(outcome.output)})
-        except _RolledBack as rolled_back:
-            return rolled_back.outcome
-        except Exception as exc:  # the transaction failed (a handler's SQL error, say)
-            return Outcome(error=error_text(exc))
-        finally:
-            ctx.conn = None
-        return COMMITTED
+    began = False
+    try:
+        async with async_connection() as conn, conn.transaction():
+            began = True
+            ctx.conn = conn
+            outcome = await execute(step, task_input, ctx, timeout=timeout, executor=None)
+            if outcome.failed:
+                raise _RolledBack(outcome)  # noqa: TRY301 - leaves the transaction block
+            await conn.execute(lock_run, params)
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(task_held, ownership)
+                held = await cur.fetchone()
+            if not (held and held["held"]):
+                log.warning(_SUPERSEDED_WARNING, ctx.step_slug, ctx.task_index, ctx.run_id)
+                raise _RolledBack(SUPERSEDED)  # noqa: TRY301 - leaves the transaction block
+            await conn.execute(query, params | {"output": Jsonb(outcome.output)})
+    except _RolledBack as rolled_back:
+        return rolled_back.outcome
+    except psycopg.OperationalError as exc:
+        return _STALE_CONNECTION if not began else Outcome(error=error_text(exc))
+    except Exception as exc:  # the transaction failed (a handler's SQL error, say)
+        return Outcome(error=error_text(exc))
+    finally:
+        ctx.conn = None
+    return COMMITTED
 
-    # Sync: all of it in the handler's thread, on a sync connection. At the timeout the task is
-    # failed and the thread may still be running: whoever takes `decided` first wins, so the
-    # thread never commits a completion after the task was failed.
+
+async def _run_sync_transaction(
+    step: Step[Any, Any],
+    task_input: Any,
+    ctx: Context,
+    timeout: float,
+    executor: Executor | None,
+    sync_connection: Callable[[], Any],
+    complete: tuple[str, dict[str, Any]],
+    ownership: dict[str, Any],
+) -> Outcome:
+    """All of it in the handler's thread, on a sync connection. At the timeout the task is
+    failed and the thread may still be running: whoever takes `decided` first wins, so the
+    thread never commits a completion after the task was failed."""
     import threading
 
-    import psycopg
+    from psycopg.types.json import Jsonb
 
+    query, params = complete
+    lock_run, task_held = core_sql.query("worker_lock_run"), core_sql.query("worker_task_held")
     decided = threading.Lock()
 
     def work() -> Outcome:
+        for _ in range(STALE_CONNECTION_RETRIES + 1):
+            result = attempt()
+            if result is not _STALE_CONNECTION:
+                return result
+        return Outcome(error="WorkerError: no live database connection for the transaction")
+
+    def attempt() -> Outcome:
         result = COMMITTED
+        began = False
         with sync_connection() as conn:
             try:
                 with conn.transaction():
+                    began = True
                     ctx.conn = conn
                     args, kwargs = step.call.arguments(handler_values(step, task_input), ctx)
                     output = json_output(step.call.fn(*args, **kwargs), step.call.return_model)
@@ -228,6 +285,10 @@ async def execute_in_transaction(
                         result = SUPERSEDED
                         raise psycopg.Rollback()
                     conn.execute(query, params | {"output": Jsonb(output)})
+            except psycopg.OperationalError:
+                if began:
+                    raise
+                return _STALE_CONNECTION
             finally:
                 ctx.conn = None
         return result
