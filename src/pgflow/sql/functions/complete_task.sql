@@ -25,6 +25,21 @@ BEGIN
         RETURN;
     END IF;
 
+    -- Nearly every call: a started task of a started step (see _complete_started_task).
+    IF v_run.status = 'started' THEN
+        v_task := pgflow._complete_started_task(
+            complete_task.run_id,
+            v_run.flow_slug,
+            complete_task.step_slug,
+            complete_task.task_index,
+            complete_task.output
+        );
+        IF v_task.run_id IS NOT NULL THEN
+            RETURN NEXT v_task;
+            RETURN;
+        END IF;
+    END IF;
+
     -- A late result of a failed or cancelled run changes nothing.
     IF v_run.status IN ('failed', 'cancelled') THEN
         RETURN QUERY

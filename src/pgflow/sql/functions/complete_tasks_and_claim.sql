@@ -4,12 +4,13 @@
 -- instead of per task.
 --
 -- p_completions is a JSON array of {"run_id", "step_slug", "task_index", "output"} objects
--- ("output" must be present; JSON null is a null output). Each one goes through complete_task,
--- so its semantics are exactly those of one complete_task call: a late, repeated or premature
--- completion, or one of a failed or cancelled run, changes what complete_task would change.
--- They are applied sorted by run, step and task index (then array position), whatever the
--- order given: two workers completing tasks of the same runs lock the run rows in the same
--- order and cannot deadlock. Any error rolls the whole batch back.
+-- ("output" must be present; JSON null is a null output). The batch reaches the state that
+-- complete_task calls, one per completion, sorted by run, step and task index (then array
+-- position), would reach: a late, repeated or premature completion, or one of a failed or
+-- cancelled run, changes what complete_task would change. The common case goes set-based
+-- (_complete_task_batch, which also says how the order of events differs). The runs are
+-- locked in run_id order whatever the order given: two workers completing tasks of the same
+-- runs cannot deadlock. Any error rolls the whole batch back.
 --
 -- Then up to p_claim_qty ready tasks of p_flow_slug are claimed as claim_tasks does (none when
 -- p_claim_qty < 1 or p_flow_slug is null). Unlike complete_task_and_claim this does not depend
@@ -37,7 +38,10 @@ SET search_path = ''
 AS $$
 DECLARE
     v_bad record;
-    v_completion record;
+    v_run_ids uuid[];
+    v_step_slugs text[];
+    v_task_indexes int[];
+    v_outputs jsonb[];
 BEGIN
     IF jsonb_typeof(p_completions) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'p_completions must be a JSON array of completions, got %',
@@ -61,21 +65,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    FOR v_completion IN
-        SELECT (c.value ->> 'run_id')::uuid AS run_id,
-               c.value ->> 'step_slug' AS step_slug,
-               (c.value ->> 'task_index')::int AS task_index,
-               c.value -> 'output' AS output
-        FROM jsonb_array_elements(p_completions) WITH ORDINALITY AS c(value, position)
-        ORDER BY 1, 2, 3, c.position
-    LOOP
-        PERFORM pgflow.complete_task(
-            v_completion.run_id,
-            v_completion.step_slug,
-            v_completion.task_index,
-            v_completion.output
-        );
-    END LOOP;
+    SELECT array_agg((c.value ->> 'run_id')::uuid ORDER BY c.position),
+           array_agg(c.value ->> 'step_slug' ORDER BY c.position),
+           array_agg((c.value ->> 'task_index')::int ORDER BY c.position),
+           array_agg(c.value -> 'output' ORDER BY c.position)
+    INTO v_run_ids, v_step_slugs, v_task_indexes, v_outputs
+    FROM jsonb_array_elements(p_completions) WITH ORDINALITY AS c(value, position);
+    IF v_run_ids IS NOT NULL THEN
+        PERFORM pgflow._complete_task_batch(v_run_ids, v_step_slugs, v_task_indexes, v_outputs);
+    END IF;
 
     IF p_flow_slug IS NULL OR p_claim_qty IS NULL OR p_claim_qty < 1 THEN
         RETURN;

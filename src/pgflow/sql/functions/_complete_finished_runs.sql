@@ -1,0 +1,78 @@
+-- Completes those of the given runs that have no step left, in one statement however many there
+-- are, and announces each (run:completed, in run_id order). maybe_complete_run is this for
+-- one run; a worker's batch of completions finishes many runs at once (every task of a
+-- one-step flow finishes its run).
+--
+-- The run's output is what its leaf steps (those nothing depends on) produced. Driven from
+-- the flow's steps, each step state found by its primary key (run_id, step_slug); "completed"
+-- is a FILTER, not a WHERE, so that the planner can never pick a partial index on completed
+-- step states (migration 0004, for metrics) and filter it by run: with statistics taken
+-- before a burst of completions that read every completed step state of the flow on each run
+-- completion (7.8 ms a call instead of 0.35 ms).
+CREATE OR REPLACE FUNCTION pgflow._complete_finished_runs(p_run_ids uuid[])
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = ''
+AS $$
+DECLARE
+    v_run record;
+BEGIN
+    FOR v_run IN
+        WITH finished AS (
+            UPDATE pgflow.runs AS r
+            SET status = 'completed',
+                completed_at = now(),
+                output = (
+                    SELECT jsonb_object_agg(
+                        s.step_slug,
+                        CASE
+                            WHEN s.step_type = 'map' THEN coalesce((
+                                SELECT jsonb_agg(t.output ORDER BY t.task_index)
+                                FROM pgflow.step_tasks AS t
+                                WHERE t.run_id = ss.run_id
+                                  AND t.step_slug = ss.step_slug
+                                  AND t.status = 'completed'
+                            ), '[]'::jsonb)
+                            ELSE (
+                                SELECT t.output
+                                FROM pgflow.step_tasks AS t
+                                WHERE t.run_id = ss.run_id
+                                  AND t.step_slug = ss.step_slug
+                                  AND t.task_index = 0
+                                  AND t.status = 'completed'
+                            )
+                        END
+                    ) FILTER (WHERE ss.status = 'completed')
+                    FROM pgflow.steps AS s
+                    JOIN pgflow.step_states AS ss
+                      ON ss.run_id = r.run_id AND ss.step_slug = s.step_slug
+                    WHERE s.flow_slug = r.flow_slug
+                      AND NOT EXISTS (
+                          SELECT 1 FROM pgflow.deps AS d
+                          WHERE d.flow_slug = s.flow_slug AND d.dep_slug = s.step_slug
+                      )
+                )
+            WHERE r.run_id = ANY (p_run_ids)
+              AND r.remaining_steps = 0
+              -- 'started' rather than "not completed": a failed run must never turn completed.
+              AND r.status = 'started'
+            RETURNING r.run_id, r.flow_slug, r.output, r.completed_at
+        )
+        SELECT * FROM finished ORDER BY finished.run_id
+    LOOP
+        PERFORM pgflow._emit_event(
+            'run:completed',
+            jsonb_build_object(
+                'event_type', 'run:completed',
+                'run_id', v_run.run_id,
+                'flow_slug', v_run.flow_slug,
+                'status', 'completed',
+                'output', v_run.output,
+                'completed_at', v_run.completed_at
+            ),
+            v_run.flow_slug
+        );
+    END LOOP;
+END;
+$$;

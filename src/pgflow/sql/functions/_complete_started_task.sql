@@ -1,0 +1,147 @@
+-- complete_task's common case in as few statements as possible: a started task of a started
+-- step, whose output needs no type check (a map step, an array, or no map step depends on it).
+-- This is nearly every call a worker makes, so it sets the engine's throughput: compared with
+-- the general path it locks and updates the step state in one statement, and it calls the
+-- cascade, start_ready_steps and maybe_complete_run only when they can have work (a released
+-- dependent that is taskless or conditional; any released dependent; no step left).
+--
+-- Returns the completed task, or NULL having changed nothing, in which case complete_task
+-- takes its general path. The caller holds the run's lock and has seen the run 'started'.
+-- Locks follow complete_task's order: run (caller), step state, task.
+CREATE OR REPLACE FUNCTION pgflow._complete_started_task(
+    p_run_id uuid,
+    p_flow_slug text,
+    p_step_slug text,
+    p_task_index int,
+    p_output jsonb
+)
+RETURNS pgflow.step_tasks
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = ''
+AS $$
+DECLARE
+    v_task pgflow.step_tasks;
+    v_step_type text;
+    v_step_status text;
+    v_initial_tasks int;
+    v_completed_at timestamptz;
+    v_step_output jsonb;
+    v_child_tasks int;
+    v_released int := 0;
+    v_cascade boolean := false;
+    v_remaining_steps int;
+BEGIN
+    UPDATE pgflow.step_states AS ss
+    SET remaining_tasks = ss.remaining_tasks - 1,
+        status = CASE WHEN ss.remaining_tasks = 1 THEN 'completed' ELSE ss.status END,
+        completed_at = CASE WHEN ss.remaining_tasks = 1 THEN now() ELSE ss.completed_at END
+    FROM pgflow.steps AS s
+    WHERE ss.run_id = p_run_id
+      AND ss.step_slug = p_step_slug
+      AND ss.status = 'started'
+      AND s.flow_slug = p_flow_slug
+      AND s.step_slug = p_step_slug
+      -- The type check of a single step's output is the general path's.
+      AND (s.step_type = 'map'
+           OR jsonb_typeof(p_output) = 'array'
+           OR NOT EXISTS (
+               SELECT 1
+               FROM pgflow.deps AS d
+               JOIN pgflow.steps AS cs ON cs.flow_slug = d.flow_slug AND cs.step_slug = d.step_slug
+               WHERE d.flow_slug = p_flow_slug AND d.dep_slug = p_step_slug AND cs.step_type = 'map'
+           ))
+      -- Only start_tasks changes a task without the run's lock, and never a started one.
+      AND EXISTS (
+          SELECT 1 FROM pgflow.step_tasks AS t
+          WHERE t.run_id = p_run_id
+            AND t.step_slug = p_step_slug
+            AND t.task_index = p_task_index
+            AND t.status = 'started'
+      )
+    RETURNING ss.status, ss.initial_tasks, ss.completed_at, s.step_type
+    INTO v_step_status, v_initial_tasks, v_completed_at, v_step_type;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+
+    UPDATE pgflow.step_tasks AS t
+    SET status = 'completed', completed_at = now(), output = p_output
+    WHERE t.run_id = p_run_id AND t.step_slug = p_step_slug AND t.task_index = p_task_index
+    RETURNING * INTO v_task;
+
+    IF v_step_status = 'completed' THEN
+        IF v_step_type = 'map' THEN
+            SELECT coalesce(jsonb_agg(t.output ORDER BY t.task_index), '[]'::jsonb)
+            INTO v_step_output
+            FROM pgflow.step_tasks AS t
+            WHERE t.run_id = p_run_id AND t.step_slug = p_step_slug AND t.status = 'completed';
+            v_child_tasks := v_initial_tasks;
+        ELSE
+            v_step_output := p_output;
+            IF jsonb_typeof(p_output) = 'array' THEN
+                v_child_tasks := jsonb_array_length(p_output);
+            END IF;
+        END IF;
+
+        PERFORM pgflow._emit_event(
+            'step:' || p_step_slug || ':completed',
+            jsonb_build_object(
+                'event_type', 'step:completed',
+                'run_id', p_run_id,
+                'step_slug', p_step_slug,
+                'status', 'completed',
+                'output', v_step_output,
+                'completed_at', v_completed_at
+            ),
+            p_flow_slug
+        );
+
+        WITH released AS (
+            UPDATE pgflow.step_states AS child
+            SET remaining_deps = child.remaining_deps - 1,
+                initial_tasks = CASE WHEN cs.step_type = 'map' THEN v_child_tasks ELSE child.initial_tasks END
+            FROM pgflow.deps AS d
+            JOIN pgflow.steps AS cs ON cs.flow_slug = d.flow_slug AND cs.step_slug = d.step_slug
+            WHERE d.flow_slug = p_flow_slug
+              AND d.dep_slug = p_step_slug
+              AND child.run_id = p_run_id
+              AND child.step_slug = d.step_slug
+            RETURNING child.remaining_deps,
+                      child.initial_tasks,
+                      cs.required_input_pattern IS NOT NULL
+                          OR cs.forbidden_input_pattern IS NOT NULL AS conditional
+        )
+        SELECT count(*) FILTER (WHERE r.remaining_deps = 0),
+               coalesce(bool_or(r.remaining_deps = 0 AND (r.initial_tasks = 0 OR r.conditional)), false)
+        INTO v_released, v_cascade
+        FROM released AS r;
+
+        UPDATE pgflow.runs AS r
+        SET remaining_steps = r.remaining_steps - 1
+        WHERE r.run_id = p_run_id
+        RETURNING r.remaining_steps INTO v_remaining_steps;
+
+        -- Steps are settled without tasks (maps over empty arrays) or by their conditions
+        -- only when they are released, so nothing else can be waiting for the cascade.
+        IF v_cascade THEN
+            PERFORM pgflow.cascade_resolve_conditions(p_run_id);
+        END IF;
+    END IF;
+
+    IF v_task.message_id IS NOT NULL THEN
+        PERFORM pgmq.archive(p_flow_slug, v_task.message_id);
+    END IF;
+
+    IF v_step_status = 'completed' THEN
+        IF v_released > 0 THEN
+            PERFORM pgflow.start_ready_steps(p_run_id);
+        END IF;
+        IF v_cascade OR v_remaining_steps = 0 THEN
+            PERFORM pgflow.maybe_complete_run(p_run_id);
+        END IF;
+    END IF;
+
+    RETURN v_task;
+END;
+$$;

@@ -1,0 +1,357 @@
+-- A batch of completions with a fixed number of statements, whatever its size: what makes a
+-- busy worker cheaper per task than one complete_task call per task. Each statement of
+-- PL/pgSQL costs its executor set-up (for a table with CHECK constraints, re-reading them),
+-- so complete_task's dozen statements a task become a dozen a batch here.
+--
+-- The arrays are parallel: completion i is (p_run_ids[i], p_step_slugs[i], p_task_indexes[i],
+-- p_outputs[i]). The runs of the batch are locked first, in run_id order. A run goes the
+-- set-based way when every one of its completions is the common case of complete_task (see
+-- _complete_started_task): its run and step started, its task started and named once, no
+-- type check needed. Any other run has its completions applied one by one through
+-- complete_task, sorted by step slug and task index, with exactly complete_task's semantics.
+--
+-- The state reached is the one the same completions applied one by one reach. The events of
+-- the set-based runs are all sent, each after what caused it, in this order: step:completed
+-- (by run, step), what the cascade of conditions and taskless steps sends, step:started (by
+-- run, step), run:completed (by run). One by one, a step started by the first completion of
+-- a run would be announced before the run's second step:completed; here after it.
+CREATE OR REPLACE FUNCTION pgflow._complete_task_batch(
+    p_run_ids uuid[],
+    p_step_slugs text[],
+    p_task_indexes int[],
+    p_outputs jsonb[]
+)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = ''
+AS $$
+DECLARE
+    -- Completions of the set-based runs.
+    f_run uuid[];
+    f_step text[];
+    f_index int[];
+    f_output jsonb[];
+    -- Completions applied one by one.
+    v_slow record;
+    -- Steps this batch completed: run, step, flow, width handed to a map child.
+    c_run uuid[];
+    c_step text[];
+    c_flow text[];
+    c_width int[];
+    v_done record;
+    v_released_runs uuid[];
+    v_cascade_runs uuid[];
+    v_finished_runs uuid[];
+    v_run uuid;
+    v_count int;
+    v_archive record;
+    -- Steps this batch started.
+    s_run uuid[];
+    s_step text[];
+    s_flow text[];
+    s_started_at timestamptz[];
+    s_tasks int[];
+    s_deps int[];
+    v_started record;
+    v_group record;
+BEGIN
+    PERFORM 1 FROM pgflow.runs AS r
+    WHERE r.run_id = ANY (p_run_ids)
+    ORDER BY r.run_id
+    FOR UPDATE;
+
+    WITH batch AS (
+        SELECT b.run_id, b.step_slug, b.task_index, b.output, b.position
+        FROM unnest(p_run_ids, p_step_slugs, p_task_indexes, p_outputs)
+             WITH ORDINALITY AS b(run_id, step_slug, task_index, output, position)
+    ),
+    judged AS (
+        SELECT b.*,
+               coalesce(
+                   r.status = 'started'
+                   AND t.status = 'started'
+                   AND ss.status = 'started'
+                   AND count(*) OVER (PARTITION BY b.run_id, b.step_slug, b.task_index) = 1
+                   AND (s.step_type = 'map'
+                        OR jsonb_typeof(b.output) = 'array'
+                        OR NOT EXISTS (
+                            SELECT 1
+                            FROM pgflow.deps AS d
+                            JOIN pgflow.steps AS cs
+                              ON cs.flow_slug = d.flow_slug AND cs.step_slug = d.step_slug
+                            WHERE d.flow_slug = s.flow_slug
+                              AND d.dep_slug = s.step_slug
+                              AND cs.step_type = 'map'
+                        )),
+                   false
+               ) AS common
+        FROM batch AS b
+        LEFT JOIN pgflow.runs AS r ON r.run_id = b.run_id
+        LEFT JOIN pgflow.step_states AS ss
+          ON ss.run_id = b.run_id AND ss.step_slug = b.step_slug
+        LEFT JOIN pgflow.steps AS s ON s.flow_slug = r.flow_slug AND s.step_slug = b.step_slug
+        LEFT JOIN pgflow.step_tasks AS t
+          ON t.run_id = b.run_id AND t.step_slug = b.step_slug AND t.task_index = b.task_index
+    ),
+    by_run AS (
+        SELECT j.*, bool_and(j.common) OVER (PARTITION BY j.run_id) AS set_based
+        FROM judged AS j
+    )
+    SELECT array_agg(x.run_id ORDER BY x.run_id, x.step_slug, x.task_index),
+           array_agg(x.step_slug ORDER BY x.run_id, x.step_slug, x.task_index),
+           array_agg(x.task_index ORDER BY x.run_id, x.step_slug, x.task_index),
+           array_agg(x.output ORDER BY x.run_id, x.step_slug, x.task_index)
+    INTO f_run, f_step, f_index, f_output
+    FROM by_run AS x
+    WHERE x.set_based;
+
+    IF f_run IS NOT NULL THEN
+        WITH done AS (
+            UPDATE pgflow.step_tasks AS t
+            SET status = 'completed', completed_at = now(), output = b.output
+            FROM unnest(f_run, f_step, f_index, f_output) AS b(run_id, step_slug, task_index, output)
+            WHERE t.run_id = b.run_id AND t.step_slug = b.step_slug AND t.task_index = b.task_index
+            RETURNING t.run_id
+        )
+        SELECT count(*) INTO v_count FROM done;
+
+        -- Steps whose last tasks these were, with the width each hands to a map child.
+        WITH finished_tasks AS (
+            SELECT b.run_id, b.step_slug, count(*)::int AS n,
+                   -- A single step has one task: its output.
+                   (array_agg(b.output))[1] AS output
+            FROM unnest(f_run, f_step, f_output) AS b(run_id, step_slug, output)
+            GROUP BY b.run_id, b.step_slug
+        ),
+        states AS (
+            UPDATE pgflow.step_states AS ss
+            SET remaining_tasks = ss.remaining_tasks - ft.n,
+                status = CASE WHEN ss.remaining_tasks = ft.n THEN 'completed' ELSE ss.status END,
+                completed_at = CASE WHEN ss.remaining_tasks = ft.n THEN now() ELSE ss.completed_at END
+            FROM finished_tasks AS ft
+            WHERE ss.run_id = ft.run_id AND ss.step_slug = ft.step_slug
+            RETURNING ss.run_id, ss.step_slug, ss.flow_slug, ss.status, ss.initial_tasks,
+                      ss.completed_at, ft.output
+        )
+        SELECT array_agg(st.run_id ORDER BY st.run_id, st.step_slug),
+               array_agg(st.step_slug ORDER BY st.run_id, st.step_slug),
+               array_agg(st.flow_slug ORDER BY st.run_id, st.step_slug),
+               array_agg(
+                   CASE
+                       WHEN s.step_type = 'map' THEN st.initial_tasks
+                       WHEN jsonb_typeof(st.output) = 'array' THEN jsonb_array_length(st.output)
+                   END
+                   ORDER BY st.run_id, st.step_slug
+               )
+        INTO c_run, c_step, c_flow, c_width
+        FROM states AS st
+        JOIN pgflow.steps AS s ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
+        WHERE st.status = 'completed';
+    END IF;
+
+    IF c_run IS NOT NULL THEN
+        FOR v_done IN
+            SELECT c.run_id, c.step_slug, c.flow_slug, ss.completed_at,
+                   CASE
+                       WHEN s.step_type = 'map' THEN (
+                           SELECT coalesce(jsonb_agg(t.output ORDER BY t.task_index), '[]'::jsonb)
+                           FROM pgflow.step_tasks AS t
+                           WHERE t.run_id = c.run_id
+                             AND t.step_slug = c.step_slug
+                             AND t.status = 'completed'
+                       )
+                       ELSE (
+                           SELECT t.output
+                           FROM pgflow.step_tasks AS t
+                           WHERE t.run_id = c.run_id
+                             AND t.step_slug = c.step_slug
+                             AND t.task_index = 0
+                       )
+                   END AS output
+            FROM unnest(c_run, c_step, c_flow) WITH ORDINALITY AS c(run_id, step_slug, flow_slug, position)
+            JOIN pgflow.steps AS s ON s.flow_slug = c.flow_slug AND s.step_slug = c.step_slug
+            JOIN pgflow.step_states AS ss ON ss.run_id = c.run_id AND ss.step_slug = c.step_slug
+            ORDER BY c.position
+        LOOP
+            PERFORM pgflow._emit_event(
+                'step:' || v_done.step_slug || ':completed',
+                jsonb_build_object(
+                    'event_type', 'step:completed',
+                    'run_id', v_done.run_id,
+                    'step_slug', v_done.step_slug,
+                    'status', 'completed',
+                    'output', v_done.output,
+                    'completed_at', v_done.completed_at
+                ),
+                v_done.flow_slug
+            );
+        END LOOP;
+
+        -- Dependents: one fewer dependency per parent completed (a fan-in may lose several
+        -- at once); a map child takes its width from its one parent.
+        WITH parents AS (
+            SELECT * FROM unnest(c_run, c_step, c_flow, c_width) AS p(run_id, step_slug, flow_slug, width)
+        ),
+        children AS (
+            SELECT p.run_id, d.step_slug, count(*)::int AS parents_done, max(p.width) AS width,
+                   bool_or(cs.step_type = 'map') AS is_map,
+                   bool_or(cs.required_input_pattern IS NOT NULL
+                           OR cs.forbidden_input_pattern IS NOT NULL) AS conditional
+            FROM parents AS p
+            JOIN pgflow.deps AS d ON d.flow_slug = p.flow_slug AND d.dep_slug = p.step_slug
+            JOIN pgflow.steps AS cs ON cs.flow_slug = d.flow_slug AND cs.step_slug = d.step_slug
+            GROUP BY p.run_id, d.step_slug
+        ),
+        released AS (
+            UPDATE pgflow.step_states AS child
+            SET remaining_deps = child.remaining_deps - ch.parents_done,
+                initial_tasks = CASE WHEN ch.is_map THEN ch.width ELSE child.initial_tasks END
+            FROM children AS ch
+            WHERE child.run_id = ch.run_id AND child.step_slug = ch.step_slug
+            RETURNING child.run_id, child.remaining_deps, child.initial_tasks, ch.conditional
+        )
+        SELECT array_agg(DISTINCT rl.run_id) FILTER (WHERE rl.remaining_deps = 0),
+               array_agg(DISTINCT rl.run_id) FILTER (
+                   WHERE rl.remaining_deps = 0 AND (rl.initial_tasks = 0 OR rl.conditional)
+               )
+        INTO v_released_runs, v_cascade_runs
+        FROM released AS rl;
+
+        WITH per_run AS (
+            SELECT c.run_id, count(*)::int AS steps_done FROM unnest(c_run) AS c(run_id) GROUP BY c.run_id
+        ),
+        counted AS (
+            UPDATE pgflow.runs AS r
+            SET remaining_steps = r.remaining_steps - pr.steps_done
+            FROM per_run AS pr
+            WHERE r.run_id = pr.run_id
+            RETURNING r.run_id, r.remaining_steps
+        )
+        SELECT array_agg(ct.run_id) FILTER (WHERE ct.remaining_steps = 0)
+        INTO v_finished_runs
+        FROM counted AS ct;
+
+        -- Only released steps can be taskless or conditional (see _complete_started_task).
+        FOR v_run IN SELECT x.run_id FROM unnest(v_cascade_runs) AS x(run_id) ORDER BY 1 LOOP
+            PERFORM pgflow.cascade_resolve_conditions(v_run);
+        END LOOP;
+    END IF;
+
+    IF f_run IS NOT NULL THEN
+        FOR v_archive IN
+            SELECT t.flow_slug, array_agg(t.message_id ORDER BY t.message_id) AS ids
+            FROM unnest(f_run, f_step, f_index) AS b(run_id, step_slug, task_index)
+            JOIN pgflow.step_tasks AS t
+              ON t.run_id = b.run_id AND t.step_slug = b.step_slug AND t.task_index = b.task_index
+            WHERE t.message_id IS NOT NULL
+            GROUP BY t.flow_slug
+            ORDER BY t.flow_slug
+        LOOP
+            PERFORM pgmq.archive(v_archive.flow_slug, v_archive.ids);
+        END LOOP;
+    END IF;
+
+    IF v_released_runs IS NOT NULL THEN
+        -- start_ready_steps for every run at once (runs a condition failed are left alone).
+        WITH started AS (
+            UPDATE pgflow.step_states AS ss
+            SET status = 'started', started_at = now(), remaining_tasks = ss.initial_tasks
+            FROM pgflow.runs AS r
+            WHERE ss.run_id = ANY (v_released_runs)
+              AND ss.status = 'created'
+              AND ss.remaining_deps = 0
+              AND ss.initial_tasks > 0
+              AND r.run_id = ss.run_id
+              AND r.status = 'started'
+            RETURNING ss.run_id, ss.step_slug, ss.flow_slug, ss.started_at, ss.remaining_tasks,
+                      ss.remaining_deps
+        )
+        SELECT array_agg(st.run_id ORDER BY st.run_id, st.step_slug),
+               array_agg(st.step_slug ORDER BY st.run_id, st.step_slug),
+               array_agg(st.flow_slug ORDER BY st.run_id, st.step_slug),
+               array_agg(st.started_at ORDER BY st.run_id, st.step_slug),
+               array_agg(st.remaining_tasks ORDER BY st.run_id, st.step_slug),
+               array_agg(st.remaining_deps ORDER BY st.run_id, st.step_slug)
+        INTO s_run, s_step, s_flow, s_started_at, s_tasks, s_deps
+        FROM started AS st;
+
+        IF s_run IS NOT NULL THEN
+            FOR v_started IN
+                SELECT * FROM unnest(s_run, s_step, s_flow, s_started_at, s_tasks, s_deps)
+                     AS st(run_id, step_slug, flow_slug, started_at, remaining_tasks, remaining_deps)
+            LOOP
+                PERFORM pgflow._emit_event(
+                    'step:' || v_started.step_slug || ':started',
+                    jsonb_build_object(
+                        'event_type', 'step:started',
+                        'run_id', v_started.run_id,
+                        'step_slug', v_started.step_slug,
+                        'status', 'started',
+                        'started_at', v_started.started_at,
+                        'remaining_tasks', v_started.remaining_tasks,
+                        'remaining_deps', v_started.remaining_deps
+                    ),
+                    v_started.flow_slug
+                );
+            END LOOP;
+
+            -- One send per queue and start delay (usually one in all), messages in
+            -- (run, step, task index) order; pgmq returns ids in array order.
+            FOR v_group IN
+                SELECT st.flow_slug, coalesce(s.opt_start_delay, 0) AS delay
+                FROM unnest(s_flow, s_step) AS st(flow_slug, step_slug)
+                JOIN pgflow.steps AS s ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
+                GROUP BY 1, 2
+                ORDER BY 1, 2
+            LOOP
+                WITH tasks AS (
+                    SELECT st.run_id, st.step_slug, i AS task_index,
+                           row_number() OVER (ORDER BY st.run_id, st.step_slug, i) AS position
+                    FROM unnest(s_run, s_step, s_flow, s_tasks)
+                         AS st(run_id, step_slug, flow_slug, remaining_tasks)
+                    JOIN pgflow.steps AS s
+                      ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
+                    CROSS JOIN LATERAL generate_series(0, st.remaining_tasks - 1) AS i
+                    WHERE st.flow_slug = v_group.flow_slug
+                      AND coalesce(s.opt_start_delay, 0) = v_group.delay
+                )
+                INSERT INTO pgflow.step_tasks (flow_slug, run_id, step_slug, task_index, message_id)
+                SELECT v_group.flow_slug, tk.run_id, tk.step_slug, tk.task_index, m.msg_id
+                FROM pgmq.send_batch(
+                    v_group.flow_slug,
+                    ARRAY(
+                        SELECT jsonb_build_object(
+                            'flow_slug', v_group.flow_slug,
+                            'run_id', tk.run_id,
+                            'step_slug', tk.step_slug,
+                            'task_index', tk.task_index
+                        )
+                        FROM tasks AS tk
+                        ORDER BY tk.position
+                    ),
+                    v_group.delay
+                ) WITH ORDINALITY AS m(msg_id, position)
+                JOIN tasks AS tk ON tk.position = m.position;
+            END LOOP;
+        END IF;
+    END IF;
+
+    IF v_finished_runs IS NOT NULL OR v_cascade_runs IS NOT NULL THEN
+        PERFORM pgflow._complete_finished_runs(coalesce(v_finished_runs, '{}') || coalesce(v_cascade_runs, '{}'));
+    END IF;
+
+    FOR v_slow IN
+        WITH batch AS (
+            SELECT b.run_id, b.step_slug, b.task_index, b.output, b.position
+            FROM unnest(p_run_ids, p_step_slugs, p_task_indexes, p_outputs)
+                 WITH ORDINALITY AS b(run_id, step_slug, task_index, output, position)
+        )
+        SELECT b.* FROM batch AS b
+        WHERE f_run IS NULL OR b.run_id <> ALL (f_run)
+        ORDER BY b.run_id, b.step_slug, b.task_index, b.position
+    LOOP
+        PERFORM pgflow.complete_task(v_slow.run_id, v_slow.step_slug, v_slow.task_index, v_slow.output);
+    END LOOP;
+END;
+$$;
