@@ -45,7 +45,7 @@ from pgflow.worker._scheduler import start_scheduler
 
 log = logging.getLogger("pgflow.worker")
 
-#: The channel the SQL core notifies on (see functions/_emit_event.sql).
+#: The channel the SQL core notifies on (see functions/_emit_events.sql).
 EVENTS_CHANNEL = "pgflow_events"
 
 #: How often the runs of running handlers are checked for cancellation: without LISTEN that is

@@ -16,63 +16,67 @@ VOLATILE
 SET search_path = ''
 AS $$
 DECLARE
-    v_run record;
+    v_events text[];
+    v_payloads jsonb[];
+    v_flows text[];
 BEGIN
-    FOR v_run IN
-        WITH finished AS (
-            UPDATE pgflow.runs AS r
-            SET status = 'completed',
-                completed_at = now(),
-                output = (
-                    SELECT jsonb_object_agg(
-                        s.step_slug,
-                        CASE
-                            WHEN s.step_type = 'map' THEN coalesce((
-                                SELECT jsonb_agg(t.output ORDER BY t.task_index)
-                                FROM pgflow.step_tasks AS t
-                                WHERE t.run_id = ss.run_id
-                                  AND t.step_slug = ss.step_slug
-                                  AND t.status = 'completed'
-                            ), '[]'::jsonb)
-                            ELSE (
-                                SELECT t.output
-                                FROM pgflow.step_tasks AS t
-                                WHERE t.run_id = ss.run_id
-                                  AND t.step_slug = ss.step_slug
-                                  AND t.task_index = 0
-                                  AND t.status = 'completed'
-                            )
-                        END
-                    ) FILTER (WHERE ss.status = 'completed')
-                    FROM pgflow.steps AS s
-                    JOIN pgflow.step_states AS ss
-                      ON ss.run_id = r.run_id AND ss.step_slug = s.step_slug
-                    WHERE s.flow_slug = r.flow_slug
-                      AND NOT EXISTS (
-                          SELECT 1 FROM pgflow.deps AS d
-                          WHERE d.flow_slug = s.flow_slug AND d.dep_slug = s.step_slug
-                      )
-                )
-            WHERE r.run_id = ANY (p_run_ids)
-              AND r.remaining_steps = 0
-              -- 'started' rather than "not completed": a failed run must never turn completed.
-              AND r.status = 'started'
-            RETURNING r.run_id, r.flow_slug, r.output, r.completed_at
-        )
-        SELECT * FROM finished ORDER BY finished.run_id
-    LOOP
-        PERFORM pgflow._emit_event(
-            'run:completed',
-            jsonb_build_object(
-                'event_type', 'run:completed',
-                'run_id', v_run.run_id,
-                'flow_slug', v_run.flow_slug,
-                'status', 'completed',
-                'output', v_run.output,
-                'completed_at', v_run.completed_at
-            ),
-            v_run.flow_slug
-        );
-    END LOOP;
+    WITH finished AS (
+        UPDATE pgflow.runs AS r
+        SET status = 'completed',
+            completed_at = now(),
+            output = (
+                SELECT jsonb_object_agg(
+                    s.step_slug,
+                    CASE
+                        WHEN s.step_type = 'map' THEN coalesce((
+                            SELECT jsonb_agg(t.output ORDER BY t.task_index)
+                            FROM pgflow.step_tasks AS t
+                            WHERE t.run_id = ss.run_id
+                              AND t.step_slug = ss.step_slug
+                              AND t.status = 'completed'
+                        ), '[]'::jsonb)
+                        ELSE (
+                            SELECT t.output
+                            FROM pgflow.step_tasks AS t
+                            WHERE t.run_id = ss.run_id
+                              AND t.step_slug = ss.step_slug
+                              AND t.task_index = 0
+                              AND t.status = 'completed'
+                        )
+                    END
+                ) FILTER (WHERE ss.status = 'completed')
+                FROM pgflow.steps AS s
+                JOIN pgflow.step_states AS ss
+                  ON ss.run_id = r.run_id AND ss.step_slug = s.step_slug
+                WHERE s.flow_slug = r.flow_slug
+                  AND NOT EXISTS (
+                      SELECT 1 FROM pgflow.deps AS d
+                      WHERE d.flow_slug = s.flow_slug AND d.dep_slug = s.step_slug
+                  )
+            )
+        WHERE r.run_id = ANY (p_run_ids)
+          AND r.remaining_steps = 0
+          -- 'started' rather than "not completed": a failed run must never turn completed.
+          AND r.status = 'started'
+        RETURNING r.run_id, r.flow_slug, r.output, r.completed_at
+    )
+    SELECT array_agg('run:completed'::text ORDER BY f.run_id),
+           array_agg(
+               jsonb_build_object(
+                   'event_type', 'run:completed',
+                   'run_id', f.run_id,
+                   'flow_slug', f.flow_slug,
+                   'status', 'completed',
+                   'output', f.output,
+                   'completed_at', f.completed_at
+               )
+               ORDER BY f.run_id
+           ),
+           array_agg(f.flow_slug ORDER BY f.run_id)
+    INTO v_events, v_payloads, v_flows
+    FROM finished AS f;
+    IF v_events IS NOT NULL THEN
+        PERFORM pgflow._emit_events(v_events, v_payloads, v_flows);
+    END IF;
 END;
 $$;

@@ -39,8 +39,10 @@ DECLARE
     c_step text[];
     c_flow text[];
     c_width int[];
-    v_done record;
-    v_released_runs uuid[];
+    -- Events to send, in order.
+    v_events text[];
+    v_payloads jsonb[];
+    v_flows text[];
     v_cascade_runs uuid[];
     v_finished_runs uuid[];
     v_run uuid;
@@ -53,7 +55,6 @@ DECLARE
     s_started_at timestamptz[];
     s_tasks int[];
     s_deps int[];
-    v_started record;
     v_group record;
 BEGIN
     PERFORM 1 FROM pgflow.runs AS r
@@ -151,8 +152,22 @@ BEGIN
     END IF;
 
     IF c_run IS NOT NULL THEN
-        FOR v_done IN
-            SELECT c.run_id, c.step_slug, c.flow_slug, ss.completed_at,
+        SELECT array_agg('step:' || x.step_slug || ':completed' ORDER BY x.position),
+               array_agg(
+                   jsonb_build_object(
+                       'event_type', 'step:completed',
+                       'run_id', x.run_id,
+                       'step_slug', x.step_slug,
+                       'status', 'completed',
+                       'output', x.output,
+                       'completed_at', x.completed_at
+                   )
+                   ORDER BY x.position
+               ),
+               array_agg(x.flow_slug ORDER BY x.position)
+        INTO v_events, v_payloads, v_flows
+        FROM (
+            SELECT c.position, c.run_id, c.step_slug, c.flow_slug, ss.completed_at,
                    CASE
                        WHEN s.step_type = 'map' THEN (
                            SELECT coalesce(jsonb_agg(t.output ORDER BY t.task_index), '[]'::jsonb)
@@ -172,24 +187,15 @@ BEGIN
             FROM unnest(c_run, c_step, c_flow) WITH ORDINALITY AS c(run_id, step_slug, flow_slug, position)
             JOIN pgflow.steps AS s ON s.flow_slug = c.flow_slug AND s.step_slug = c.step_slug
             JOIN pgflow.step_states AS ss ON ss.run_id = c.run_id AND ss.step_slug = c.step_slug
-            ORDER BY c.position
-        LOOP
-            PERFORM pgflow._emit_event(
-                'step:' || v_done.step_slug || ':completed',
-                jsonb_build_object(
-                    'event_type', 'step:completed',
-                    'run_id', v_done.run_id,
-                    'step_slug', v_done.step_slug,
-                    'status', 'completed',
-                    'output', v_done.output,
-                    'completed_at', v_done.completed_at
-                ),
-                v_done.flow_slug
-            );
-        END LOOP;
+        ) AS x;
+        PERFORM pgflow._emit_events(v_events, v_payloads, v_flows);
 
         -- Dependents: one fewer dependency per parent completed (a fan-in may lose several
-        -- at once); a map child takes its width from its one parent.
+        -- at once); a map child takes its width from its one parent. A dependent left with
+        -- no dependency starts in the same statement (a second update of the row in this
+        -- transaction would also re-check its foreign keys), unless its run has a released
+        -- step for the cascade (taskless or conditional): that run starts its steps after the
+        -- cascade, as complete_task does, since the cascade may fail the run.
         WITH parents AS (
             SELECT * FROM unnest(c_run, c_step, c_flow, c_width) AS p(run_id, step_slug, flow_slug, width)
         ),
@@ -203,19 +209,46 @@ BEGIN
             JOIN pgflow.steps AS cs ON cs.flow_slug = d.flow_slug AND cs.step_slug = d.step_slug
             GROUP BY p.run_id, d.step_slug
         ),
+        planned AS (
+            SELECT ch.run_id, ch.step_slug, ch.parents_done, ch.conditional,
+                   cst.status,
+                   cst.remaining_deps = ch.parents_done AS ready,
+                   CASE WHEN ch.is_map THEN ch.width ELSE cst.initial_tasks END AS tasks
+            FROM children AS ch
+            JOIN pgflow.step_states AS cst
+              ON cst.run_id = ch.run_id AND cst.step_slug = ch.step_slug
+        ),
+        judged AS (
+            SELECT pl.*,
+                   bool_or(pl.ready AND (pl.tasks = 0 OR pl.conditional))
+                       OVER (PARTITION BY pl.run_id) AS run_cascades
+            FROM planned AS pl
+        ),
+        decided AS (
+            SELECT j.*,
+                   j.ready AND NOT j.run_cascades AND j.status = 'created' AND j.tasks > 0 AS starts
+            FROM judged AS j
+        ),
         released AS (
             UPDATE pgflow.step_states AS child
-            SET remaining_deps = child.remaining_deps - ch.parents_done,
-                initial_tasks = CASE WHEN ch.is_map THEN ch.width ELSE child.initial_tasks END
-            FROM children AS ch
-            WHERE child.run_id = ch.run_id AND child.step_slug = ch.step_slug
-            RETURNING child.run_id, child.remaining_deps, child.initial_tasks, ch.conditional
+            SET remaining_deps = child.remaining_deps - dc.parents_done,
+                initial_tasks = dc.tasks,
+                status = CASE WHEN dc.starts THEN 'started' ELSE child.status END,
+                started_at = CASE WHEN dc.starts THEN now() ELSE child.started_at END,
+                remaining_tasks = CASE WHEN dc.starts THEN dc.tasks ELSE child.remaining_tasks END
+            FROM decided AS dc
+            WHERE child.run_id = dc.run_id AND child.step_slug = dc.step_slug
+            RETURNING child.run_id, child.step_slug, child.flow_slug, child.started_at,
+                      child.remaining_tasks, child.remaining_deps, dc.starts, dc.run_cascades
         )
-        SELECT array_agg(DISTINCT rl.run_id) FILTER (WHERE rl.remaining_deps = 0),
-               array_agg(DISTINCT rl.run_id) FILTER (
-                   WHERE rl.remaining_deps = 0 AND (rl.initial_tasks = 0 OR rl.conditional)
-               )
-        INTO v_released_runs, v_cascade_runs
+        SELECT array_agg(DISTINCT rl.run_id) FILTER (WHERE rl.run_cascades),
+               array_agg(rl.run_id) FILTER (WHERE rl.starts),
+               array_agg(rl.step_slug) FILTER (WHERE rl.starts),
+               array_agg(rl.flow_slug) FILTER (WHERE rl.starts),
+               array_agg(rl.started_at) FILTER (WHERE rl.starts),
+               array_agg(rl.remaining_tasks) FILTER (WHERE rl.starts),
+               array_agg(rl.remaining_deps) FILTER (WHERE rl.starts)
+        INTO v_cascade_runs, s_run, s_step, s_flow, s_started_at, s_tasks, s_deps
         FROM released AS rl;
 
         WITH per_run AS (
@@ -252,13 +285,14 @@ BEGIN
         END LOOP;
     END IF;
 
-    IF v_released_runs IS NOT NULL THEN
-        -- start_ready_steps for every run at once (runs a condition failed are left alone).
+    IF v_cascade_runs IS NOT NULL THEN
+        -- start_ready_steps for the runs that went through the cascade (those it failed are
+        -- left alone).
         WITH started AS (
             UPDATE pgflow.step_states AS ss
             SET status = 'started', started_at = now(), remaining_tasks = ss.initial_tasks
             FROM pgflow.runs AS r
-            WHERE ss.run_id = ANY (v_released_runs)
+            WHERE ss.run_id = ANY (v_cascade_runs)
               AND ss.status = 'created'
               AND ss.remaining_deps = 0
               AND ss.initial_tasks > 0
@@ -267,74 +301,74 @@ BEGIN
             RETURNING ss.run_id, ss.step_slug, ss.flow_slug, ss.started_at, ss.remaining_tasks,
                       ss.remaining_deps
         )
-        SELECT array_agg(st.run_id ORDER BY st.run_id, st.step_slug),
-               array_agg(st.step_slug ORDER BY st.run_id, st.step_slug),
-               array_agg(st.flow_slug ORDER BY st.run_id, st.step_slug),
-               array_agg(st.started_at ORDER BY st.run_id, st.step_slug),
-               array_agg(st.remaining_tasks ORDER BY st.run_id, st.step_slug),
-               array_agg(st.remaining_deps ORDER BY st.run_id, st.step_slug)
+        SELECT coalesce(s_run, '{}') || coalesce(array_agg(st.run_id), '{}'),
+               coalesce(s_step, '{}') || coalesce(array_agg(st.step_slug), '{}'),
+               coalesce(s_flow, '{}') || coalesce(array_agg(st.flow_slug), '{}'),
+               coalesce(s_started_at, '{}') || coalesce(array_agg(st.started_at), '{}'),
+               coalesce(s_tasks, '{}') || coalesce(array_agg(st.remaining_tasks), '{}'),
+               coalesce(s_deps, '{}') || coalesce(array_agg(st.remaining_deps), '{}')
         INTO s_run, s_step, s_flow, s_started_at, s_tasks, s_deps
         FROM started AS st;
+    END IF;
 
-        IF s_run IS NOT NULL THEN
-            FOR v_started IN
-                SELECT * FROM unnest(s_run, s_step, s_flow, s_started_at, s_tasks, s_deps)
-                     AS st(run_id, step_slug, flow_slug, started_at, remaining_tasks, remaining_deps)
-            LOOP
-                PERFORM pgflow._emit_event(
-                    'step:' || v_started.step_slug || ':started',
-                    jsonb_build_object(
-                        'event_type', 'step:started',
-                        'run_id', v_started.run_id,
-                        'step_slug', v_started.step_slug,
-                        'status', 'started',
-                        'started_at', v_started.started_at,
-                        'remaining_tasks', v_started.remaining_tasks,
-                        'remaining_deps', v_started.remaining_deps
-                    ),
-                    v_started.flow_slug
-                );
-            END LOOP;
+    IF cardinality(s_run) > 0 THEN
+        SELECT array_agg('step:' || st.step_slug || ':started' ORDER BY st.run_id, st.step_slug),
+               array_agg(
+                   jsonb_build_object(
+                       'event_type', 'step:started',
+                       'run_id', st.run_id,
+                       'step_slug', st.step_slug,
+                       'status', 'started',
+                       'started_at', st.started_at,
+                       'remaining_tasks', st.remaining_tasks,
+                       'remaining_deps', st.remaining_deps
+                   )
+                   ORDER BY st.run_id, st.step_slug
+               ),
+               array_agg(st.flow_slug ORDER BY st.run_id, st.step_slug)
+        INTO v_events, v_payloads, v_flows
+        FROM unnest(s_run, s_step, s_flow, s_started_at, s_tasks, s_deps)
+             AS st(run_id, step_slug, flow_slug, started_at, remaining_tasks, remaining_deps);
+        PERFORM pgflow._emit_events(v_events, v_payloads, v_flows);
 
-            -- One send per queue and start delay (usually one in all), messages in
-            -- (run, step, task index) order; pgmq returns ids in array order.
-            FOR v_group IN
-                SELECT st.flow_slug, coalesce(s.opt_start_delay, 0) AS delay
-                FROM unnest(s_flow, s_step) AS st(flow_slug, step_slug)
-                JOIN pgflow.steps AS s ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
-                GROUP BY 1, 2
-                ORDER BY 1, 2
-            LOOP
-                WITH tasks AS (
-                    SELECT st.run_id, st.step_slug, i AS task_index,
-                           row_number() OVER (ORDER BY st.run_id, st.step_slug, i) AS position
-                    FROM unnest(s_run, s_step, s_flow, s_tasks)
-                         AS st(run_id, step_slug, flow_slug, remaining_tasks)
-                    JOIN pgflow.steps AS s
-                      ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
-                    CROSS JOIN LATERAL generate_series(0, st.remaining_tasks - 1) AS i
-                    WHERE st.flow_slug = v_group.flow_slug
-                      AND coalesce(s.opt_start_delay, 0) = v_group.delay
-                )
-                INSERT INTO pgflow.step_tasks (flow_slug, run_id, step_slug, task_index, message_id)
-                SELECT v_group.flow_slug, tk.run_id, tk.step_slug, tk.task_index, m.msg_id
-                FROM pgmq.send_batch(
-                    v_group.flow_slug,
-                    ARRAY(
-                        SELECT jsonb_build_object(
-                            'flow_slug', v_group.flow_slug,
-                            'run_id', tk.run_id,
-                            'step_slug', tk.step_slug,
-                            'task_index', tk.task_index
-                        )
-                        FROM tasks AS tk
-                        ORDER BY tk.position
-                    ),
-                    v_group.delay
-                ) WITH ORDINALITY AS m(msg_id, position)
-                JOIN tasks AS tk ON tk.position = m.position;
-            END LOOP;
-        END IF;
+        -- One send per queue and start delay (usually one in all), messages in
+        -- (run, step, task index) order; pgmq returns ids in array order.
+        FOR v_group IN
+            SELECT st.flow_slug, coalesce(s.opt_start_delay, 0) AS delay
+            FROM unnest(s_flow, s_step) AS st(flow_slug, step_slug)
+            JOIN pgflow.steps AS s ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
+            GROUP BY 1, 2
+            ORDER BY 1, 2
+        LOOP
+            WITH tasks AS (
+                SELECT st.run_id, st.step_slug, i AS task_index,
+                       row_number() OVER (ORDER BY st.run_id, st.step_slug, i) AS position
+                FROM unnest(s_run, s_step, s_flow, s_tasks)
+                     AS st(run_id, step_slug, flow_slug, remaining_tasks)
+                JOIN pgflow.steps AS s
+                  ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
+                CROSS JOIN LATERAL generate_series(0, st.remaining_tasks - 1) AS i
+                WHERE st.flow_slug = v_group.flow_slug
+                  AND coalesce(s.opt_start_delay, 0) = v_group.delay
+            )
+            INSERT INTO pgflow.step_tasks (flow_slug, run_id, step_slug, task_index, message_id)
+            SELECT v_group.flow_slug, tk.run_id, tk.step_slug, tk.task_index, m.msg_id
+            FROM pgmq.send_batch(
+                v_group.flow_slug,
+                ARRAY(
+                    SELECT jsonb_build_object(
+                        'flow_slug', v_group.flow_slug,
+                        'run_id', tk.run_id,
+                        'step_slug', tk.step_slug,
+                        'task_index', tk.task_index
+                    )
+                    FROM tasks AS tk
+                    ORDER BY tk.position
+                ),
+                v_group.delay
+            ) WITH ORDINALITY AS m(msg_id, position)
+            JOIN tasks AS tk ON tk.position = m.position;
+        END LOOP;
     END IF;
 
     IF v_finished_runs IS NOT NULL OR v_cascade_runs IS NOT NULL THEN

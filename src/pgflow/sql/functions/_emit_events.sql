@@ -1,0 +1,45 @@
+-- The single place where state transitions leave the database: events in the order given,
+-- each event[i] with payload[i] of a run of flow flow_slug[i]. A batch of completions sends
+-- all its events with two statements instead of a function call each.
+--
+-- Supabase Realtime gets upstream's events verbatim when realtime.send exists. The check runs on
+-- every call, not at install time, so realtime installed (or removed) later is picked up.
+--
+-- pg_notify always gets a compact copy on channel pgflow_events for LISTEN-based wake-ups on
+-- plain PostgreSQL. It never carries input or output, so it stays far below NOTIFY's 8000-byte
+-- payload limit whatever the flow produces. It can be turned off per database, role or session:
+--     ALTER DATABASE mydb SET pgflow.notify_events = off;
+-- A GUC instead of a settings table: reading it costs no table access on the hot path.
+CREATE OR REPLACE FUNCTION pgflow._emit_events(events text[], payloads jsonb[], flow_slugs text[])
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = ''
+AS $$
+BEGIN
+    -- realtime.send and pg_notify are volatile, so they run after the sort: in array order.
+    IF pg_catalog.to_regprocedure('realtime.send(jsonb,text,text,boolean)') IS NOT NULL THEN
+        PERFORM realtime.send(e.payload, e.event, 'pgflow:run:' || (e.payload ->> 'run_id'), false)
+        FROM unnest(_emit_events.events, _emit_events.payloads)
+             WITH ORDINALITY AS e(event, payload, position)
+        ORDER BY e.position;
+    END IF;
+
+    IF lower(coalesce(current_setting('pgflow.notify_events', true), ''))
+        NOT IN ('off', 'false', 'no', '0') THEN
+        PERFORM pg_catalog.pg_notify(
+            'pgflow_events',
+            json_build_object(
+                'event_type', e.payload ->> 'event_type',
+                'run_id', e.payload ->> 'run_id',
+                'flow_slug', e.flow_slug,
+                'step_slug', e.payload ->> 'step_slug',
+                'status', e.payload ->> 'status'
+            )::text
+        )
+        FROM unnest(_emit_events.payloads, _emit_events.flow_slugs)
+             WITH ORDINALITY AS e(payload, flow_slug, position)
+        ORDER BY e.position;
+    END IF;
+END;
+$$;
