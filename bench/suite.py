@@ -187,6 +187,19 @@ def parse_args(argv: Sequence[str]) -> SuiteConfig:
         default={},
         help="runs per measurement: N or chain=N,fanin=N,single=N (2000, 1500, 4000)",
     )
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=10,
+        help="tasks one worker (and one peer consumer) runs at once, as its concurrency "
+        "(10, the worker's default)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=10,
+        help="tasks one worker (and one peer consumer) takes per fetch (10, the default)",
+    )
     parser.add_argument("--jobs", type=int, help="single-step jobs per measurement (5000)")
     parser.add_argument(
         "--history-runs", type=int, help="finished runs in the history database (1000000)"
@@ -231,6 +244,8 @@ def parse_args(argv: Sequence[str]) -> SuiteConfig:
         sections=[s for s in SECTIONS if s in ns.only],
         rounds=ns.rounds,
         workers=ns.workers,
+        max_concurrent=ns.max_concurrent,
+        batch_size=ns.batch_size,
         peers=ns.peers,
         peers_venv=ns.peers_venv,
         timeout_seconds=ns.timeout,
@@ -258,10 +273,13 @@ def parse_args(argv: Sequence[str]) -> SuiteConfig:
         config.pgbench_seconds = ns.pgbench_seconds
     if ns.pgbench_clients is not None:
         config.pgbench_clients = ns.pgbench_clients
-    numbers = [config.rounds, config.workers, config.jobs, config.latency_runs, config.memory_jobs]
+    numbers = [config.rounds, config.workers, config.jobs, config.latency_runs, config.memory_jobs,
+               config.max_concurrent, config.batch_size]  # fmt: skip
     if min(numbers) < 1 or min(config.runs.values()) < 1 or config.pgbench_seconds < 1:
-        parser.error("--rounds, --workers, --runs, --jobs, --latency-runs, --memory-jobs and "
-                     "--pgbench-seconds must be at least 1")  # fmt: skip
+        parser.error(
+            "--rounds, --workers, --runs, --jobs, --latency-runs, --memory-jobs, "
+            "--max-concurrent, --batch-size and --pgbench-seconds must be at least 1"
+        )
     if config.history_runs < 0:
         parser.error("--history-runs must not be negative")
     if not config.sections:

@@ -256,7 +256,11 @@ def main(argv: list[str]) -> int:
                 # This machine's server runs with autovacuum off: clean up by hand, as
                 # autovacuum would, so that latency is not measured on a bloated queue.
                 conn.execute("VACUUM ANALYZE")
-            latency = asyncio.run(_latency(url, module_dir, args.latency_runs, worker_args))
+            latency = (
+                asyncio.run(_latency(url, module_dir, args.latency_runs, worker_args))
+                if args.latency_runs > 0
+                else {}
+            )
             for name, values in latency.items():
                 print(
                     f"latency ({name}, {len(values)} sequential chains, start -> completed): "

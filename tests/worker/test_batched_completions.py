@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from pgflow import Flow
 from pgflow.testing import install_realtime_stub
@@ -262,10 +263,18 @@ async def test_many_runs_complete_with_exact_outputs(
         **FAST,
     ) as worker:
         assert all(r.batch_completions is batch_completions for r in worker.runners.values())
-        started = [
-            (await start_run(pgflow_database_url, "batched", {"value": value}), value)
-            for value in values * 5
-        ]
+        # All at once (one transaction): the worker has a backlog, so its handlers finish
+        # together and batching is certain to happen, however fast each report is.
+        async with await psycopg.AsyncConnection.connect(
+            pgflow_database_url, autocommit=True
+        ) as conn:
+            cur = await conn.execute(
+                "SELECT s.run_id, v.position FROM unnest(%s::jsonb[]) WITH ORDINALITY"
+                " AS v(payload, position), LATERAL pgflow.start_flow('batched', v.payload) AS s"
+                " ORDER BY v.position",
+                ([Jsonb({"value": value}) for value in values * 5],),
+            )
+            started = [(row[0], (values * 5)[row[1] - 1]) for row in await cur.fetchall()]
         finished = [(await wait_for_run(pgflow_database_url, run), value) for run, value in started]
     for run, value in finished:
         assert run["status"] == "completed"

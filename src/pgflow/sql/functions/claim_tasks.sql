@@ -19,6 +19,9 @@ RETURNS TABLE (
 LANGUAGE plpgsql
 VOLATILE
 SET search_path = ''
+-- Its statements take arrays: a custom plan per call (the default while a generic plan looks
+-- dearer for short arrays) would plan them all again on every call.
+SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
