@@ -31,6 +31,25 @@ def test_claim_reads_starts_and_describes_tasks(core: Core) -> None:
     assert _claim(core, "claims") == []
 
 
+def test_a_run_input_comes_once_per_run_and_claim(core: Core) -> None:
+    # A root map over a large array: each task carries its element, and the whole array comes
+    # once per run in one claim, with the run's first task by message id.
+    core.flow("wide", [("items", [], {"step_type": "map"})])
+    big = list(range(500))
+    first_run = core.start_flow("wide", big)
+    second_run = core.start_flow("wide", [7, 8])
+    claimed = _claim(core, "wide", qty=1000)
+    assert len(claimed) == 502
+    for run, array in ((first_run, big), (second_run, [7, 8])):
+        tasks = sorted(
+            (t for t in claimed if t["run_id"] == run["run_id"]),
+            key=lambda t: t["msg_id"],  # type: ignore[arg-type, return-value]
+        )
+        assert [t["input"] for t in tasks] == array
+        assert tasks[0]["flow_input"] == array
+        assert all(t["flow_input"] is None for t in tasks[1:])
+
+
 def test_complete_and_claim_takes_the_next_step_in_the_same_commit(core: Core) -> None:
     core.flow("hops", [("a", []), ("b", ["a"])])
     run = core.start_flow("hops", {})

@@ -74,6 +74,24 @@ async def test_map_fan_out_and_fan_in(pgflow_database_url: str) -> None:
     assert [r["output"] for r in outputs] == [2, 5, 10, 17]
 
 
+async def test_every_map_task_sees_the_whole_run_input(pgflow_database_url: str) -> None:
+    # The core sends a run's input once per claim (with one of its tasks); the worker hands it
+    # to every task of that run, whether they came in one claim or several.
+    flow: Flow[list[int]] = Flow("echo_input")
+
+    @flow.map()
+    def seen(n: int, ctx: Context) -> Any:
+        return [n, ctx.flow_input]
+
+    items = list(range(25))
+    async with Worker([flow], database_url=pgflow_database_url, batch_size=4, **FAST):
+        run_ids = [await start_run(pgflow_database_url, "echo_input", items) for _ in range(2)]
+        runs = [await wait_for_run(pgflow_database_url, run_id) for run_id in run_ids]
+    for run in runs:
+        assert run["status"] == "completed"
+        assert run["output"] == {"seen": [[n, items] for n in items]}
+
+
 async def test_exceptions_are_retried_then_fail_the_run(pgflow_database_url: str) -> None:
     calls: list[int] = []
 

@@ -234,7 +234,13 @@ class FlowRunner:
         ]
 
     def _dispatch(self, records: list[dict[str, Any]]) -> None:
+        # claim_tasks sends a run's input with one of its tasks only (the others have NULL).
+        flow_inputs: dict[Any, Any] = {}
         for record in records:
+            if record.get("flow_input") is not None or record["run_id"] not in flow_inputs:
+                flow_inputs[record["run_id"]] = record.get("flow_input")
+        for record in records:
+            record["flow_input"] = flow_inputs[record["run_id"]]
             if record["step_slug"] in self._single_steps:
                 self._claimed_singles[(str(record["run_id"]), record["step_slug"])] = None
                 while len(self._claimed_singles) > 1000:  # events may be switched off

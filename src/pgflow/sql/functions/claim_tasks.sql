@@ -1,11 +1,15 @@
 -- What a worker does to get work, in one call (one round trip, one commit; additive to the
 -- 0.8.1 contract, which keeps read + start_tasks as two calls): read up to qty visible
 -- messages, start their tasks, and return each task with its attempt number and run input.
+-- The run input comes once per run: with the first of the run's tasks (by message id), NULL
+-- with the others, which take it from that one. The tasks of a map over a large input would
+-- otherwise each carry the whole array (10,000 tasks, 10,000 copies).
 --
 -- It can run late in a transaction that also completed a task (the worker claims the next
--- step's tasks in the commit that queued them). The flow is the caller's: not repeated. Tasks queued by a transaction that began after
--- this one cannot be started by it, since started_at would precede queued_at: their messages
--- are made visible again at once for the next poll instead.
+-- step's tasks in the commit that queued them). The flow is the caller's: not repeated. Tasks
+-- queued by a transaction that began after this one cannot be started by it, since started_at
+-- would precede queued_at: their messages are made visible again at once for the next poll
+-- instead.
 CREATE OR REPLACE FUNCTION pgflow.claim_tasks(flow_slug text, qty int, vt int, worker_id uuid)
 RETURNS TABLE (
     run_id uuid,
@@ -59,7 +63,8 @@ BEGIN
     -- A statement of its own: it sees start_tasks' updates (attempts_count included).
     RETURN QUERY
     SELECT c.run_id, c.step_slug, c.input, c.msg_id, c.task_index,
-           t.attempts_count, r.input
+           t.attempts_count,
+           CASE WHEN row_number() OVER (PARTITION BY c.run_id ORDER BY c.msg_id) = 1 THEN r.input END
     FROM unnest(v_claimed) AS c
     JOIN pgflow.step_tasks AS t
       ON t.run_id = c.run_id AND t.step_slug = c.step_slug AND t.task_index = c.task_index
