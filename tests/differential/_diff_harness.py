@@ -439,11 +439,86 @@ def start_tasks_extends_visibility(
                 our["vt"] = up.get("vt")
 
 
-#: Differences that are documented, deliberate improvements of ours over upstream 0.8.1. Each
-#: entry normalises ``(driver, upstream outcome, upstream state, our outcome, our state)`` in
-#: place so that the improvement compares equal, and its docstring names the reason and the
-#: place where ours documents it. Nothing else may be normalised away.
-DELIBERATE_DIFFERENCES: tuple[Normaliser, ...] = (start_tasks_extends_visibility,)
+def _is_cascade_completion(event: dict[str, Any]) -> bool:
+    payload = event.get("payload")
+    return (
+        isinstance(payload, dict)
+        and payload.get("event_type") == "step:completed"
+        and "remaining_tasks" in payload  # only the taskless cascade sends these keys
+    )
+
+
+def canonical_taskless_cascade_order(picture: dict[str, Any]) -> None:
+    """Upstream 0.8.1 leaves unspecified the order in which one cascade level announces the
+    taskless steps it completes (maps over empty arrays): two upstream databases, given the
+    same calls, were seen to announce sibling steps in different orders. Ours announces them
+    by step_index. So within each run of consecutive cascade ``step:completed`` events of one
+    run, events are put in a canonical order (depth in the flow, then slug), but only when the
+    order found is causal (no step announced before one of its dependencies in the same run of
+    events); a non-causal order is left as it is, to be reported."""
+    deps: dict[str, set[str]] = {}
+    for row in picture.get("deps") or []:
+        deps.setdefault(str(row.get("step_slug")), set()).add(str(row.get("dep_slug")))
+    depth: dict[str, int] = {}
+
+    def depth_of(step: str, seen: frozenset[str] = frozenset()) -> int:
+        if step not in depth:
+            parents = deps.get(step, set()) - seen
+            depth[step] = 1 + max((depth_of(p, seen | {step}) for p in parents), default=-1)
+        return depth[step]
+
+    events = picture.get("events")
+    if not isinstance(events, list):
+        return
+    start = 0
+    while start < len(events):
+        end = start
+        while (
+            end < len(events)
+            and _is_cascade_completion(events[end])
+            and events[end].get("topic") == events[start].get("topic")
+        ):
+            end += 1
+        if end - start > 1:
+            block = events[start:end]
+            slugs = [str(e["payload"].get("step_slug")) for e in block]
+            causal = all(
+                not (deps.get(slug, set()) & set(slugs[i + 1 :])) for i, slug in enumerate(slugs)
+            )
+            if causal:
+                events[start:end] = sorted(
+                    block,
+                    key=lambda e: (
+                        depth_of(str(e["payload"].get("step_slug"))),
+                        str(e["payload"].get("step_slug")),
+                    ),
+                )
+        start = max(end, start + 1)
+
+
+def taskless_cascade_order_is_unspecified(
+    d: Differential,
+    up_outcome: dict[str, Any],
+    up_picture: dict[str, Any],
+    our_outcome: dict[str, Any],
+    our_picture: dict[str, Any],
+) -> None:
+    """Not an improvement but a nondeterminism of upstream's (see
+    :func:`canonical_taskless_cascade_order`): both sides are put in the canonical order."""
+    del d, up_outcome, our_outcome
+    canonical_taskless_cascade_order(up_picture)
+    canonical_taskless_cascade_order(our_picture)
+
+
+#: Differences that are documented, deliberate improvements of ours over upstream 0.8.1, and
+#: orders upstream itself leaves unspecified (two upstream databases disagree). Each entry
+#: normalises ``(driver, upstream outcome, upstream state, our outcome, our state)`` in place
+#: so that the difference compares equal, and its docstring names the reason and the place
+#: where ours documents it. Nothing else may be normalised away.
+DELIBERATE_DIFFERENCES: tuple[Normaliser, ...] = (
+    start_tasks_extends_visibility,
+    taskless_cascade_order_is_unspecified,
+)
 
 
 def _project_rows(

@@ -207,6 +207,14 @@ def test_bad_arguments_are_refused(
     assert str(raised.value) == message
 
 
+def test_a_default_window_before_year_one_starts_at_year_one(monitor: Monitor) -> None:
+    # 24 hours before this until is before year 1, which Python cannot represent.
+    until = datetime(1, 1, 1, 5, tzinfo=UTC)
+    found = monitor.metrics(until=until)
+    assert (found.since, found.until) == (datetime.min.replace(tzinfo=UTC), until)
+    assert found.total_runs == 0
+
+
 def test_unknown_flow_is_refused(monitor: Monitor) -> None:
     with pytest.raises(FlowNotFoundError, match="flow 'nope' does not exist"):
         monitor.metrics(flow="nope")

@@ -203,7 +203,11 @@ def metrics(
         None,
     )
     until = until if until is not None else rows[0]["now"]
-    since = since if since is not None else until - DEFAULT_WINDOW
+    if since is None:
+        try:
+            since = until - DEFAULT_WINDOW
+        except OverflowError:  # until within a day of year 1: the window starts at year 1
+            since = datetime.min.replace(tzinfo=UTC)
     if since >= until:
         raise InvalidInputError(
             f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
