@@ -72,10 +72,7 @@ BEGIN
 
     IF v_step_status = 'completed' THEN
         IF v_step_type = 'map' THEN
-            SELECT coalesce(jsonb_agg(t.output ORDER BY t.task_index), '[]'::jsonb)
-            INTO v_step_output
-            FROM pgflow.step_tasks AS t
-            WHERE t.run_id = p_run_id AND t.step_slug = p_step_slug AND t.status = 'completed';
+            v_step_output := pgflow._step_output(p_run_id, p_step_slug);
             v_child_tasks := v_initial_tasks;
         ELSE
             v_step_output := p_output;

@@ -35,13 +35,16 @@ DECLARE
     f_step text[];
     f_index int[];
     f_output jsonb[];
-    -- Completions applied one by one.
-    v_slow record;
-    -- Steps this batch completed: run, step, flow, width handed to a map child.
+    -- Positions (in the arrays given) of the completions applied one by one, in their order.
+    v_one_by_one bigint[];
+    v_position bigint;
+    -- Steps this batch completed: run, step, flow, width handed to a map child, and output
+    -- (a single step's; NULL for a map step, whose output is its tasks').
     c_run uuid[];
     c_step text[];
     c_flow text[];
     c_width int[];
+    c_output jsonb[];
     -- Events to send, in order.
     v_events text[];
     v_payloads jsonb[];
@@ -49,7 +52,9 @@ DECLARE
     v_cascade_runs uuid[];
     v_finished_runs uuid[];
     v_run uuid;
-    v_count int;
+    -- Messages of the completed tasks, archived per queue.
+    a_flow text[];
+    a_message bigint[];
     v_archive record;
     -- Steps this batch started.
     s_run uuid[];
@@ -102,23 +107,28 @@ BEGIN
         SELECT j.*, bool_and(j.common) OVER (PARTITION BY j.run_id) AS set_based
         FROM judged AS j
     )
-    SELECT array_agg(x.run_id ORDER BY x.run_id, x.step_slug, x.task_index),
-           array_agg(x.step_slug ORDER BY x.run_id, x.step_slug, x.task_index),
-           array_agg(x.task_index ORDER BY x.run_id, x.step_slug, x.task_index),
-           array_agg(x.output ORDER BY x.run_id, x.step_slug, x.task_index)
-    INTO f_run, f_step, f_index, f_output
-    FROM by_run AS x
-    WHERE x.set_based;
+    SELECT array_agg(x.run_id ORDER BY x.run_id, x.step_slug, x.task_index) FILTER (WHERE x.set_based),
+           array_agg(x.step_slug ORDER BY x.run_id, x.step_slug, x.task_index) FILTER (WHERE x.set_based),
+           array_agg(x.task_index ORDER BY x.run_id, x.step_slug, x.task_index) FILTER (WHERE x.set_based),
+           array_agg(x.output ORDER BY x.run_id, x.step_slug, x.task_index) FILTER (WHERE x.set_based),
+           array_agg(x.position ORDER BY x.run_id, x.step_slug, x.task_index, x.position)
+               FILTER (WHERE NOT x.set_based)
+    INTO f_run, f_step, f_index, f_output, v_one_by_one
+    FROM by_run AS x;
 
     IF f_run IS NOT NULL THEN
+        -- Their messages are archived after the cascade, as complete_task does.
         WITH done AS (
             UPDATE pgflow.step_tasks AS t
             SET status = 'completed', completed_at = now(), output = b.output
             FROM unnest(f_run, f_step, f_index, f_output) AS b(run_id, step_slug, task_index, output)
             WHERE t.run_id = b.run_id AND t.step_slug = b.step_slug AND t.task_index = b.task_index
-            RETURNING t.run_id
+            RETURNING t.flow_slug, t.message_id
         )
-        SELECT count(*) INTO v_count FROM done;
+        SELECT array_agg(d.flow_slug), array_agg(d.message_id)
+        INTO a_flow, a_message
+        FROM done AS d
+        WHERE d.message_id IS NOT NULL;
 
         -- Steps whose last tasks these were, with the width each hands to a map child.
         WITH finished_tasks AS (
@@ -147,8 +157,12 @@ BEGIN
                        WHEN jsonb_typeof(st.output) = 'array' THEN jsonb_array_length(st.output)
                    END
                    ORDER BY st.run_id, st.step_slug
+               ),
+               array_agg(
+                   CASE WHEN s.step_type = 'single' THEN st.output END
+                   ORDER BY st.run_id, st.step_slug
                )
-        INTO c_run, c_step, c_flow, c_width
+        INTO c_run, c_step, c_flow, c_width, c_output
         FROM states AS st
         JOIN pgflow.steps AS s ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
         WHERE st.status = 'completed';
@@ -172,22 +186,11 @@ BEGIN
         FROM (
             SELECT c.position, c.run_id, c.step_slug, c.flow_slug, ss.completed_at,
                    CASE
-                       WHEN s.step_type = 'map' THEN (
-                           SELECT coalesce(jsonb_agg(t.output ORDER BY t.task_index), '[]'::jsonb)
-                           FROM pgflow.step_tasks AS t
-                           WHERE t.run_id = c.run_id
-                             AND t.step_slug = c.step_slug
-                             AND t.status = 'completed'
-                       )
-                       ELSE (
-                           SELECT t.output
-                           FROM pgflow.step_tasks AS t
-                           WHERE t.run_id = c.run_id
-                             AND t.step_slug = c.step_slug
-                             AND t.task_index = 0
-                       )
+                       WHEN s.step_type = 'map' THEN pgflow._step_output(c.run_id, c.step_slug)
+                       ELSE c.output
                    END AS output
-            FROM unnest(c_run, c_step, c_flow) WITH ORDINALITY AS c(run_id, step_slug, flow_slug, position)
+            FROM unnest(c_run, c_step, c_flow, c_output)
+                 WITH ORDINALITY AS c(run_id, step_slug, flow_slug, output, position)
             JOIN pgflow.steps AS s ON s.flow_slug = c.flow_slug AND s.step_slug = c.step_slug
             JOIN pgflow.step_states AS ss ON ss.run_id = c.run_id AND ss.step_slug = c.step_slug
         ) AS x;
@@ -274,19 +277,14 @@ BEGIN
         END LOOP;
     END IF;
 
-    IF f_run IS NOT NULL THEN
-        FOR v_archive IN
-            SELECT t.flow_slug, array_agg(t.message_id ORDER BY t.message_id) AS ids
-            FROM unnest(f_run, f_step, f_index) AS b(run_id, step_slug, task_index)
-            JOIN pgflow.step_tasks AS t
-              ON t.run_id = b.run_id AND t.step_slug = b.step_slug AND t.task_index = b.task_index
-            WHERE t.message_id IS NOT NULL
-            GROUP BY t.flow_slug
-            ORDER BY t.flow_slug
-        LOOP
-            PERFORM pgmq.archive(v_archive.flow_slug, v_archive.ids);
-        END LOOP;
-    END IF;
+    FOR v_archive IN
+        SELECT m.flow_slug, array_agg(m.message_id ORDER BY m.message_id) AS ids
+        FROM unnest(a_flow, a_message) AS m(flow_slug, message_id)
+        GROUP BY m.flow_slug
+        ORDER BY m.flow_slug
+    LOOP
+        PERFORM pgmq.archive(v_archive.flow_slug, v_archive.ids);
+    END LOOP;
 
     IF v_cascade_runs IS NOT NULL THEN
         -- start_ready_steps for the runs that went through the cascade (those it failed are
@@ -378,17 +376,11 @@ BEGIN
         PERFORM pgflow._complete_finished_runs(coalesce(v_finished_runs, '{}') || coalesce(v_cascade_runs, '{}'));
     END IF;
 
-    FOR v_slow IN
-        WITH batch AS (
-            SELECT b.run_id, b.step_slug, b.task_index, b.output, b.position
-            FROM unnest(p_run_ids, p_step_slugs, p_task_indexes, p_outputs)
-                 WITH ORDINALITY AS b(run_id, step_slug, task_index, output, position)
-        )
-        SELECT b.* FROM batch AS b
-        WHERE f_run IS NULL OR b.run_id <> ALL (f_run)
-        ORDER BY b.run_id, b.step_slug, b.task_index, b.position
-    LOOP
-        PERFORM pgflow.complete_task(v_slow.run_id, v_slow.step_slug, v_slow.task_index, v_slow.output);
+    FOREACH v_position IN ARRAY coalesce(v_one_by_one, '{}') LOOP
+        PERFORM pgflow.complete_task(
+            p_run_ids[v_position], p_step_slugs[v_position], p_task_indexes[v_position],
+            p_outputs[v_position]
+        );
     END LOOP;
 END;
 $$;

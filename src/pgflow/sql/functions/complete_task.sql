@@ -181,12 +181,7 @@ BEGIN
     -- output for a single step (observed in differential tests). Clients treat it as a no-op.
     IF v_state.status = 'completed' THEN
         IF v_step.step_type = 'map' THEN
-            SELECT coalesce(jsonb_agg(t.output ORDER BY t.task_index), '[]'::jsonb)
-            INTO v_step_output
-            FROM pgflow.step_tasks AS t
-            WHERE t.run_id = complete_task.run_id
-              AND t.step_slug = complete_task.step_slug
-              AND t.status = 'completed';
+            v_step_output := pgflow._step_output(complete_task.run_id, complete_task.step_slug);
         ELSE
             v_step_output := complete_task.output;
         END IF;
