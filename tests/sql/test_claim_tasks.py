@@ -95,3 +95,36 @@ def test_tasks_queued_after_the_claiming_transaction_began_are_handed_back(
     (message,) = core.queue("late")
     assert message["vt_in"] <= 0.5  # visible again at once, not after the read's 30 s
     assert len(_claim(core, "late")) == 1
+
+
+def _claim_in_one_transaction(
+    url: str, core: Core, flow: str, vt: int
+) -> tuple[list[tuple[object, ...]], int]:
+    """Claim with read visibility ``vt``; also how many queue rows the transaction updated."""
+    with psycopg.connect(url) as conn:
+        claimed = conn.execute(
+            "SELECT step_slug FROM pgflow.claim_tasks(%s, 10, %s, %s) ORDER BY 1",
+            (flow, vt, core.worker_id),
+        ).fetchall()
+        row = conn.execute(
+            "SELECT n_tup_upd FROM pg_stat_xact_user_tables "
+            "WHERE schemaname = 'pgmq' AND relname = %s",
+            (f"q_{flow}",),
+        ).fetchone()
+    assert row is not None
+    return claimed, int(row[0])
+
+
+def test_a_read_hiding_messages_for_their_steps_timeout_updates_each_message_once(
+    core: Core, pgflow_database_url: str
+) -> None:
+    # Step timeouts 7 s (the flow's) and 20 s: started messages are hidden for 9 and 22 s.
+    core.flow("once", [("a", []), ("b", [], {"timeout": 20})], timeout=7)
+    for vt, updates in ((9, 3), (22, 3), (2, 4)):
+        core.start_flow("once", {})
+        claimed, updated = _claim_in_one_transaction(pgflow_database_url, core, "once", vt)
+        # The read updates both messages; start sets only those the read hid for less or more.
+        assert (claimed, updated) == ([("a",), ("b",)], updates), vt
+        hidden = sorted(round(m["vt_in"]) for m in core.queue("once"))
+        assert hidden == [9, 22], vt
+        core.conn.execute("DELETE FROM pgmq.q_once")

@@ -282,3 +282,33 @@ async def test_pydantic_outputs_are_validated_at_the_boundary(pgflow_database_ur
     assert tasks["bad"]["error_message"].startswith("ValidationError: 1 validation error for Total")
     if tasks["good"]["status"] == "completed":  # the run may fail before good is reported
         assert tasks["good"]["output"] == {"amount": 2.5}
+
+
+async def test_claims_hide_messages_for_the_steps_timeout_when_all_steps_share_it(
+    pgflow_database_url: str,
+) -> None:
+    # One timeout for all steps: the claim's read hides a message for timeout + 2 s at once,
+    # as the core would on starting the task. Steps that differ: the configured visibility.
+    uniform = chain_flow()
+    mixed: Flow[Any] = Flow("mixed_timeouts", timeout=5)
+
+    @mixed.step
+    def quick(run: Any) -> int:
+        return 1
+
+    @mixed.step(quick, timeout=9)
+    def slow(run: Any, value: int) -> int:
+        return value + 1
+
+    async with Worker(
+        [uniform, mixed], database_url=pgflow_database_url, visibility_timeout=3, **FAST
+    ) as worker:
+        assert worker.runners["chain"].claim_visibility == 7
+        assert worker.runners["mixed_timeouts"].claim_visibility == 3
+        runs = [
+            await start_run(pgflow_database_url, "chain", {"value": 1}),
+            await start_run(pgflow_database_url, "mixed_timeouts", {}),
+        ]
+        done = [await wait_for_run(pgflow_database_url, run_id) for run_id in runs]
+    assert [run["status"] for run in done] == ["completed", "completed"]
+    assert done[1]["output"] == {"slow": 2}

@@ -91,6 +91,8 @@ class FlowRunner:
         self.max_concurrent = max_concurrent
         self.batch_size = batch_size
         self.visibility_timeout = visibility_timeout
+        #: How long a claim's read hides the messages (see :meth:`load_timeouts`).
+        self.claim_visibility = visibility_timeout
         self.poll_interval = poll_interval
         self.executor = executor
         self.shutdown = shutdown
@@ -125,6 +127,11 @@ class FlowRunner:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(core_sql.query("worker_step_timeouts"), {"flow_slug": self.flow.slug})
             self.timeouts = {r["step_slug"]: float(r["timeout"]) for r in await cur.fetchall()}
+        # A claimed task's message is hidden for its step's timeout + 2 s. When every step
+        # has the same timeout, the claim's read hides it for that long at once, and the core
+        # does not update the message a second time.
+        if len(set(self.timeouts.values())) == 1:
+            self.claim_visibility = int(next(iter(self.timeouts.values()))) + 2
 
     # -- the loop -------------------------------------------------------------------------------
     def notice_started(self, run_id: str, step_slug: str | None) -> None:
@@ -195,7 +202,7 @@ class FlowRunner:
     def _claim_params(self, qty: int) -> dict[str, Any]:
         return {
             "flow_slug": self.flow.slug,
-            "vt": self.visibility_timeout,
+            "vt": self.claim_visibility,
             "qty": qty,
             "worker_id": self.worker_id,
         }
@@ -380,7 +387,7 @@ class FlowRunner:
                                 params
                                 | {
                                     "qty": qty,
-                                    "vt": self.visibility_timeout,
+                                    "vt": self.claim_visibility,
                                     "worker_id": self.worker_id,
                                 },
                             )

@@ -10,6 +10,10 @@
 -- queued by a transaction that began after this one cannot be started by it, since started_at
 -- would precede queued_at: their messages are made visible again at once for the next poll
 -- instead.
+--
+-- vt: how long the read hides the messages. A started task's message is hidden for its step's
+-- timeout + 2 s; when vt is exactly that, the message is not updated a second time (a worker
+-- passes it when all its flow's steps share one timeout).
 CREATE OR REPLACE FUNCTION pgflow.claim_tasks(flow_slug text, qty int, vt int, worker_id uuid)
 RETURNS TABLE (
     run_id uuid,
@@ -31,7 +35,6 @@ AS $$
 DECLARE
     v_read bigint[];
     v_later bigint[];
-    v_claimed pgflow.step_task_record[];
 BEGIN
     SELECT array_agg(m.msg_id) INTO v_read
     FROM pgmq.read(claim_tasks.flow_slug, claim_tasks.vt, claim_tasks.qty) AS m;
@@ -54,20 +57,8 @@ BEGIN
         END IF;
     END IF;
 
-    SELECT array_agg(s) INTO v_claimed
-    FROM pgflow.start_tasks(claim_tasks.flow_slug, v_read, claim_tasks.worker_id) AS s;
-    IF v_claimed IS NULL THEN
-        RETURN;
-    END IF;
-
-    -- A statement of its own: it sees start_tasks' updates (attempts_count included).
     RETURN QUERY
-    SELECT c.run_id, c.step_slug, c.input, c.msg_id, c.task_index,
-           t.attempts_count,
-           CASE WHEN row_number() OVER (PARTITION BY c.run_id ORDER BY c.msg_id) = 1 THEN r.input END
-    FROM unnest(v_claimed) AS c
-    JOIN pgflow.step_tasks AS t
-      ON t.run_id = c.run_id AND t.step_slug = c.step_slug AND t.task_index = c.task_index
-    JOIN pgflow.runs AS r ON r.run_id = c.run_id;
+    SELECT s.run_id, s.step_slug, s.input, s.msg_id, s.task_index, s.attempt, s.flow_input
+    FROM pgflow._start_tasks(claim_tasks.flow_slug, v_read, claim_tasks.worker_id, claim_tasks.vt) AS s;
 END;
 $$;
