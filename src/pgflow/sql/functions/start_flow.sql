@@ -8,12 +8,18 @@ AS $$
 DECLARE
     v_run pgflow.runs;
     v_root_map_tasks int;
+    v_has_root_map boolean;
+    v_has_conditions boolean;
 BEGIN
+    SELECT coalesce(bool_or(s.step_type = 'map' AND s.deps_count = 0), false),
+           coalesce(bool_or(s.required_input_pattern IS NOT NULL
+                            OR s.forbidden_input_pattern IS NOT NULL), false)
+    INTO v_has_root_map, v_has_conditions
+    FROM pgflow.steps AS s
+    WHERE s.flow_slug = start_flow.flow_slug;
+
     -- A root map fans out over the run input itself, so that input has to be an array.
-    IF EXISTS (
-        SELECT 1 FROM pgflow.steps AS s
-        WHERE s.flow_slug = start_flow.flow_slug AND s.step_type = 'map' AND s.deps_count = 0
-    ) THEN
+    IF v_has_root_map THEN
         IF start_flow.input IS NULL THEN
             RAISE EXCEPTION 'Flow % has root map steps but input is NULL', start_flow.flow_slug;
         END IF;
@@ -65,10 +71,16 @@ BEGIN
     );
 
     -- Conditions of the root steps (and the taskless cascade). When one fails the run, the
-    -- next two calls find it failed and do nothing.
-    PERFORM pgflow.cascade_resolve_conditions(v_run.run_id);
+    -- next two calls find it failed and do nothing. Only conditions or a root map over an
+    -- empty array give them work at the start; the run can only be over already then, or when
+    -- the flow has no steps.
+    IF v_has_conditions OR v_root_map_tasks = 0 THEN
+        PERFORM pgflow.cascade_resolve_conditions(v_run.run_id);
+    END IF;
     PERFORM pgflow.start_ready_steps(v_run.run_id);
-    PERFORM pgflow.maybe_complete_run(v_run.run_id);
+    IF v_has_conditions OR v_root_map_tasks = 0 OR v_run.remaining_steps = 0 THEN
+        PERFORM pgflow.maybe_complete_run(v_run.run_id);
+    END IF;
 
     RETURN QUERY SELECT * FROM pgflow.runs AS r WHERE r.run_id = v_run.run_id;
 END;
