@@ -27,6 +27,9 @@ BEGIN
         UPDATE pgflow.runs AS r
         SET status = 'completed',
             completed_at = now(),
+            -- Each leaf step's output is _step_output's expression written out: that function
+            -- cannot be inlined (it sets search_path) and, before PostgreSQL 18, a call plans
+            -- its body again, once per leaf step of every finished run.
             output = (
                 SELECT jsonb_object_agg(
                     s.step_slug,

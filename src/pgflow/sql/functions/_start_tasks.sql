@@ -101,7 +101,9 @@ BEGIN
                    LIMIT 1
                )
                -- Single step: the run input under "run" plus each parent's output by slug;
-               -- a skipped parent is absent.
+               -- a skipped parent is absent. Each output is _step_output's expression written
+               -- out: that function cannot be inlined (it sets search_path) and, before
+               -- PostgreSQL 18, a call plans its body again, once per parent of every task.
                ELSE
                    jsonb_build_object('run', r.input) || coalesce((
                        SELECT jsonb_object_agg(
