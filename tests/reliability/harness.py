@@ -34,6 +34,7 @@ from pgflow import Client
 from pgflow._embedded import EmbeddedServer
 from pgflow.dsl._flow import Flow
 from pgflow.flows import ensure_flow
+from pgflow.worker import EVENTS_CHANNEL
 from tests._helpers import ROOT
 
 from . import flows
@@ -314,7 +315,8 @@ def wait_listening(url: str, fleet: Fleet, timeout: float = 30) -> list[str]:
         with psycopg.connect(url, autocommit=True) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND query = 'LISTEN pgflow_events'"
+                "WHERE datname = current_database() AND query = %s",
+                (f"LISTEN {EVENTS_CHANNEL}",),
             ).fetchone()
         listening = int(row[0]) if row else 0
         if listening == len(fleet.live):

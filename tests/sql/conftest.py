@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from pgflow.testing import install_realtime_stub
@@ -230,11 +231,11 @@ def realtime(pgflow_conn: Conn) -> Realtime:
 
 
 class Listener:
-    """A second connection LISTENing on pgflow_events."""
+    """A second connection LISTENing on ``channel`` (every event: pgflow_events)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, channel: str = "pgflow_events") -> None:
         self.conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
-        self.conn.execute("LISTEN pgflow_events")
+        self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
 
     def drain(self, timeout: float = 0.5) -> list[dict[str, Any]]:
         got = [json.loads(n.payload) for n in self.conn.notifies(timeout=timeout)]
@@ -249,6 +250,16 @@ class Listener:
 @pytest.fixture
 def listener(pgflow_database_url: str) -> Iterator[Listener]:
     lst = Listener(pgflow_database_url)
+    try:
+        yield lst
+    finally:
+        lst.close()
+
+
+@pytest.fixture
+def worker_listener(pgflow_database_url: str) -> Iterator[Listener]:
+    """A connection LISTENing where workers do: pgflow_worker_events."""
+    lst = Listener(pgflow_database_url, "pgflow_worker_events")
     try:
         yield lst
     finally:

@@ -1,4 +1,5 @@
-"""_emit_event: Supabase realtime when present, and a compact NOTIFY always (unless off)."""
+"""_emit_event: Supabase realtime when present, and a compact NOTIFY always (unless off): every
+event on pgflow_events, those a worker acts on also on pgflow_worker_events."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import psycopg
 
 from pgflow.testing import install_realtime_stub
 
-from .conftest import Conn, Core, Listener, Realtime, q, scalar
+from .conftest import Conn, Core, Listener, Realtime, one, q, scalar
 
 
 def test_works_without_realtime(core: Core, listener: Listener) -> None:
@@ -142,3 +143,46 @@ def test_stub_keeps_an_id_that_is_already_there(pgflow_conn: Conn) -> None:
     assert rows[1]["payload"]["k"] == 2
     assert "id" in rows[1]["payload"]
     assert rows[1]["private"] is True
+
+
+def test_workers_channel_carries_new_tasks_and_cancellations_only(
+    core: Core, listener: Listener, worker_listener: Listener
+) -> None:
+    core.flow("f", [("a", []), ("b", ["a"]), ("c", ["a"])])
+    done = core.start_flow("f", {})
+    core.poll("f")
+    core.complete(done["run_id"], "a", 0, "x")
+    core.poll("f")
+    core.complete(done["run_id"], "b", 0, "y")
+    core.complete(done["run_id"], "c", 0, "z")
+    cancelled = core.start_flow("f", {})
+    one(core.conn, "SELECT * FROM pgflow.cancel_run(%s, 'enough')", cancelled["run_id"])
+    everything = listener.drain()
+    for_workers = worker_listener.drain()
+    assert {n["event_type"] for n in everything} >= {
+        "run:started",
+        "step:completed",
+        "run:completed",
+    }
+    # The same payloads, in the same order, as the events of those two kinds on pgflow_events.
+    assert for_workers == [
+        n for n in everything if n["event_type"] in ("step:started", "run:cancelled")
+    ]
+    assert [(n["event_type"], n["step_slug"]) for n in for_workers] == [
+        ("step:started", "a"),
+        ("step:started", "b"),
+        ("step:started", "c"),
+        ("step:started", "a"),
+        ("run:cancelled", None),
+    ]
+    assert for_workers[-1]["run_id"] == str(cancelled["run_id"])
+
+
+def test_workers_channel_follows_the_notify_switch(
+    core: Core, listener: Listener, worker_listener: Listener
+) -> None:
+    core.flow("f", [("a", [])])
+    core.conn.execute("SET pgflow.notify_events = off")
+    core.start_flow("f", {})
+    assert listener.drain(0.2) == []
+    assert worker_listener.drain(0.2) == []

@@ -207,6 +207,25 @@ async def test_listen_and_polling_both_work(pgflow_database_url: str, listen: bo
         assert worker.listening is listen
 
 
+async def test_an_idle_worker_is_woken_by_a_notification(pgflow_database_url: str) -> None:
+    """With a poll a minute, only the notification on the workers' channel can bring runs
+    started while the worker waits through in time."""
+    async with Worker(
+        [chain_flow()], database_url=pgflow_database_url, poll_interval=60, summary_interval=3600
+    ) as worker:
+        for _ in range(200):
+            if worker.listening:
+                break
+            await asyncio.sleep(0.05)
+        assert worker.listening
+        await asyncio.sleep(0.5)  # its first read found nothing: it waits
+        for i in range(3):
+            run_id = await start_run(pgflow_database_url, "chain", {"value": i})
+            assert (await wait_for_run(pgflow_database_url, run_id, timeout=20))[
+                "status"
+            ] == "completed"
+
+
 async def test_registration_heartbeat_and_deprecation(pgflow_database_url: str) -> None:
     worker = Worker(
         [chain_flow()], database_url=pgflow_database_url, function_name="test-fn", **FAST

@@ -45,8 +45,11 @@ from pgflow.worker._scheduler import start_scheduler
 
 log = logging.getLogger("pgflow.worker")
 
-#: The channel the SQL core notifies on (see functions/_emit_events.sql).
-EVENTS_CHANNEL = "pgflow_events"
+#: The channel workers listen on: the SQL core notifies there the events a worker acts on,
+#: step:started and run:cancelled (see functions/_emit_events.sql). Every event goes to
+#: ``pgflow_events`` (:data:`pgflow.events.CHANNEL`), which would send a busy worker thousands of
+#: notifications a second of no use to it, each costing CPU on both ends.
+EVENTS_CHANNEL = "pgflow_worker_events"
 
 #: How often the runs of running handlers are checked for cancellation: without LISTEN that is
 #: the only way to learn of it; with LISTEN, run:cancelled events carry it at once and the check
@@ -378,7 +381,8 @@ class Worker:
 
     # -- background duties ----------------------------------------------------------------------
     async def _listen(self, url: str) -> None:
-        """One LISTEN connection: every step:started of a served flow wakes its runner.
+        """One LISTEN connection: every step:started of a served flow wakes its runner, every
+        run:cancelled reaches the handlers of the run.
 
         Reconnects with back-off; after a reconnect every runner is woken, since events may
         have been missed. Where LISTEN is not possible (a transaction-mode pooler), polling

@@ -5,9 +5,14 @@
 -- Supabase Realtime gets upstream's events verbatim when realtime.send exists. The check runs on
 -- every call, not at install time, so realtime installed (or removed) later is picked up.
 --
--- pg_notify always gets a compact copy on channel pgflow_events for LISTEN-based wake-ups on
--- plain PostgreSQL. It never carries input or output, so it stays far below NOTIFY's 8000-byte
--- payload limit whatever the flow produces. It can be turned off per database, role or session:
+-- pg_notify always gets a compact copy on channel pgflow_events, for LISTEN on plain
+-- PostgreSQL. It never carries input or output, so it stays far below NOTIFY's 8000-byte
+-- payload limit whatever the flow produces. The events a worker acts on, step:started (new
+-- tasks) and run:cancelled, also go to channel pgflow_worker_events, which workers listen to:
+-- a listener is sent every notification of its channel, each a wake-up and some 20 us of CPU
+-- on the client and as much in its server process, and on pgflow_events a busy worker would
+-- be sent every event of the database, most of them of no use to it. Both can be turned off
+-- per database, role or session:
 --     ALTER DATABASE mydb SET pgflow.notify_events = off;
 -- A GUC instead of a settings table: reading it costs no table access on the hot path.
 CREATE OR REPLACE FUNCTION pgflow._emit_events(events text[], payloads jsonb[], flow_slugs text[])
@@ -27,19 +32,24 @@ BEGIN
 
     IF lower(coalesce(current_setting('pgflow.notify_events', true), ''))
         NOT IN ('off', 'false', 'no', '0') THEN
-        PERFORM pg_catalog.pg_notify(
-            'pgflow_events',
-            json_build_object(
-                'event_type', e.payload ->> 'event_type',
-                'run_id', e.payload ->> 'run_id',
-                'flow_slug', e.flow_slug,
-                'step_slug', e.payload ->> 'step_slug',
-                'status', e.payload ->> 'status'
-            )::text
-        )
-        FROM unnest(_emit_events.payloads, _emit_events.flow_slugs)
-             WITH ORDINALITY AS e(payload, flow_slug, position)
-        ORDER BY e.position;
+        PERFORM pg_catalog.pg_notify('pgflow_events', c.compact),
+                CASE WHEN c.event_type IN ('step:started', 'run:cancelled')
+                     THEN pg_catalog.pg_notify('pgflow_worker_events', c.compact)
+                END
+        FROM (
+            SELECT e.position,
+                   e.payload ->> 'event_type' AS event_type,
+                   json_build_object(
+                       'event_type', e.payload ->> 'event_type',
+                       'run_id', e.payload ->> 'run_id',
+                       'flow_slug', e.flow_slug,
+                       'step_slug', e.payload ->> 'step_slug',
+                       'status', e.payload ->> 'status'
+                   )::text AS compact
+            FROM unnest(_emit_events.payloads, _emit_events.flow_slugs)
+                 WITH ORDINALITY AS e(payload, flow_slug, position)
+        ) AS c
+        ORDER BY c.position;
     END IF;
 END;
 $$;
