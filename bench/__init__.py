@@ -8,6 +8,8 @@ Sub-benchmarks:
 * ``suite``: ours (real worker processes) against upstream pgflow, PgQueuer, Procrastinate, raw
   pgmq and pgbench, alternately, with every target of issue #10 marked met or unmet
   (:mod:`bench.suite`).
+* ``ab``: a change judged against a git revision: the two trees' workers and SQL cores on one
+  server, alternately (:mod:`bench.ab`).
 
 See ``bench/README.md``.
 """

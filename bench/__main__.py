@@ -11,6 +11,7 @@ BENCHMARKS = {
     "worker": "bench.worker",
     "monitor": "bench.monitor",
     "suite": "bench.suite",
+    "ab": "bench.ab",
 }
 
 USAGE = "usage: python -m bench {" + ",".join(BENCHMARKS) + "} [options]  (-h for options)"

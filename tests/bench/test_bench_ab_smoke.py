@@ -1,0 +1,76 @@
+"""Smoke test of ``python -m bench ab``: both sides installed, measured and compared.
+
+Only the structure of the output is asserted, never a figure: one tiny round measures nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgflow.testing import TestDatabaseServer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def test_ab_measures_both_trees_and_cleans_up(pgflow_test_server: TestDatabaseServer) -> None:
+    # One test for both workloads: run side by side, each would see the other's worktree.
+    for workload in ("chain", "job"):
+        _measure_and_check(pgflow_test_server, workload)
+
+
+def _measure_and_check(pgflow_test_server: TestDatabaseServer, workload: str) -> None:
+    def worktrees() -> str:
+        return subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "worktree", "list"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    before = worktrees()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "ab",
+            "--base",
+            "HEAD",
+            "--rounds",
+            "1",
+            "--runs",
+            "40",
+            "--workload",
+            workload,
+            "--database-url",
+            pgflow_test_server.admin_url,
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    rounds = re.findall(r"^round 1 ([AB]): ([\d,]+) tasks/s", done.stdout, re.MULTILINE)
+    assert [side for side, _ in rounds] == ["A", "B"]
+    assert all(int(rate.replace(",", "")) > 0 for _, rate in rounds)
+    for label in ("tasks/s", "worker CPU us/task", "PostgreSQL CPU us/task"):
+        figures = rf"^{re.escape(label)} +A +[\d,]+ +B +[\d,]+ +B/A [\d.]+"
+        assert re.search(figures, done.stdout, re.MULTILINE), label
+    assert worktrees() == before, "the base tree's worktree was left behind"
+    with psycopg.connect(pgflow_test_server.admin_url) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgflow_bench_ab_%'"
+        ).fetchone()
+    assert left == (0,)
