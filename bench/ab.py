@@ -184,11 +184,14 @@ def main(argv: list[str]) -> int:
     slug, steps, _ = WORKLOADS[args.workload]
     with tempfile.TemporaryDirectory() as tmp:
         base_tree = Path(tmp) / "base"
-        subprocess.run(
+        checkout = subprocess.run(
             ["git", "-C", str(REPO), "worktree", "add", "--detach", str(base_tree), args.base],
-            check=True,
             capture_output=True,
+            text=True,
+            check=False,
         )
+        if checkout.returncode != 0:
+            raise SystemExit(f"cannot check out {args.base!r}: {checkout.stderr.strip()}")
         module_dir = Path(tmp) / "flows"
         module_dir.mkdir()
         (module_dir / "bench_flows.py").write_text(worker_bench.FLOWS + JOB_FLOW)

@@ -5,18 +5,15 @@ Only the structure of the output is asserted, never a figure: one tiny round mea
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from pgflow.testing import TestDatabaseServer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from ._run import REPO_ROOT, run_bench
 
 pytestmark = pytest.mark.slow
 
@@ -37,31 +34,20 @@ def _measure_and_check(pgflow_test_server: TestDatabaseServer, workload: str) ->
         ).stdout
 
     before = worktrees()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "ab",
-            "--base",
-            "HEAD",
-            "--rounds",
-            "1",
-            "--runs",
-            "40",
-            "--workload",
-            workload,
-            "--database-url",
-            pgflow_test_server.admin_url,
-        ],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
+    done = run_bench(
+        "ab",
+        "--base",
+        "HEAD",
+        "--rounds",
+        "1",
+        "--runs",
+        "40",
+        "--workload",
+        workload,
+        "--database-url",
+        pgflow_test_server.admin_url,
         timeout=600,
-        check=False,
     )
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     rounds = re.findall(r"^round 1 ([AB]): ([\d,]+) tasks/s", done.stdout, re.MULTILINE)
     assert [side for side, _ in rounds] == ["A", "B"]
     assert all(int(rate.replace(",", "")) > 0 for _, rate in rounds)

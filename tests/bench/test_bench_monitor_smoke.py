@@ -4,9 +4,6 @@ query and cleans up. No timing is asserted (a tiny table on a shared machine mea
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -14,7 +11,7 @@ import pytest
 
 from pgflow.testing import TestDatabaseServer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from ._run import run_bench
 
 pytestmark = pytest.mark.slow
 
@@ -23,29 +20,18 @@ def test_monitor_bench_runs_end_to_end(
     pgflow_test_server: TestDatabaseServer, tmp_path: Path
 ) -> None:
     out = tmp_path / "monitor.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "monitor",
-            "--runs",
-            "3000",
-            "--repeat",
-            "2",
-            "--database-url",
-            pgflow_test_server.admin_url,
-            "--json",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
+    done = run_bench(
+        "monitor",
+        "--runs",
+        "3000",
+        "--repeat",
+        "2",
+        "--database-url",
+        pgflow_test_server.admin_url,
+        "--json",
+        str(out),
         timeout=300,
-        check=False,
     )
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     assert "monitor queries on 3,000 finished runs" in done.stdout
     figures = json.loads(out.read_text())
     timed = {name: r for name, r in figures["results"].items() if not name.startswith("_")}

@@ -7,17 +7,13 @@ checks that every core was driven to completion and that every figure was measur
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pgflow.testing import TestDatabaseServer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from ._run import run_bench
 
 pytestmark = pytest.mark.slow
 
@@ -27,26 +23,15 @@ def quick_results(
     pgflow_test_server: TestDatabaseServer, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench") / "core.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "core",
-            "--quick",
-            "--database-url",
-            pgflow_test_server.admin_url,
-            "--json",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
+    done = run_bench(
+        "core",
+        "--quick",
+        "--database-url",
+        pgflow_test_server.admin_url,
+        "--json",
+        str(out),
         timeout=120,
-        check=False,
     )
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     assert "tasks/s over the busy window" in done.stdout
     return json.loads(out.read_text())
 

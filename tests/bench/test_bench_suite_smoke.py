@@ -8,9 +8,6 @@ reported unavailable with a reason, and the rest must still run.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,7 @@ from bench.suite import FLOW_WORKLOADS, OURS, OURS_HISTORY, PEERS, SECTIONS, as_
 
 from pgflow.testing import TestDatabaseServer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from ._run import run_bench
 
 pytestmark = pytest.mark.slow
 
@@ -29,26 +26,15 @@ def quick(
     pgflow_test_server: TestDatabaseServer, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[dict[str, Any], str]:
     out = tmp_path_factory.mktemp("bench") / "suite.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "suite",
-            "--quick",
-            "--database-url",
-            pgflow_test_server.admin_url,
-            "--json",
-            str(out),
-        ],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
+    done = run_bench(
+        "suite",
+        "--quick",
+        "--database-url",
+        pgflow_test_server.admin_url,
+        "--json",
+        str(out),
         timeout=900,
-        check=False,
     )
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     return json.loads(out.read_text()), done.stdout
 
 
@@ -141,32 +127,21 @@ def test_every_target_is_judged_from_a_figure(quick: tuple[dict[str, Any], str])
 def test_a_peer_that_cannot_be_had_is_reported_and_the_rest_still_runs(
     pgflow_test_server: TestDatabaseServer, tmp_path: Path
 ) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "suite",
-            "--quick",
-            "--only",
-            "jobs",
-            "--peers",
-            "existing",
-            "--peers-venv",
-            str(tmp_path / "no-venv"),
-            "--database-url",
-            pgflow_test_server.admin_url,
-            "--json",
-            str(tmp_path / "suite.json"),
-        ],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
+    done = run_bench(
+        "suite",
+        "--quick",
+        "--only",
+        "jobs",
+        "--peers",
+        "existing",
+        "--peers-venv",
+        str(tmp_path / "no-venv"),
+        "--database-url",
+        pgflow_test_server.admin_url,
+        "--json",
+        str(tmp_path / "suite.json"),
         timeout=600,
-        check=False,
     )
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     results = json.loads((tmp_path / "suite.json").read_text())
     for peer in PEERS:
         assert "no python at" in results["unavailable"][peer]
