@@ -1,6 +1,6 @@
-"""A/B of two source trees: our worker on a 3-step chain or one-step jobs, alternately, one server.
+"""A/B of two source trees: our worker on a bench.core workload, alternately, one server.
 
-``python -m bench ab --base REV [--rounds 6] [--runs 8000] [--workload chain|job]
+``python -m bench ab --base REV [--rounds 6] [--runs 8000] [--workload chain|fanin|single]
 [--workers 2] [--database-url URL]``
 
 A change to the engine is judged by this, not by figures of two invocations: this machine's
@@ -8,11 +8,11 @@ throughput drifts by tens of percent within minutes, so only rounds run side by 
 
 * ``A`` is the git revision ``--base`` (checked out in a temporary worktree), ``B`` the working
   tree. Each gets a database of its own, installed by its own ``pgflow`` (SQL core and all),
-  and its own ``pgflow worker`` processes (``PYTHONPATH`` set to its ``src``);
-* the rounds alternate (A B, B A, A B…); each starts ``--runs`` runs in bulk, analyses, starts
-  the workers and measures tasks/s over the busy window (first task started -> last completed,
-  from the tables' timestamps), then the CPU time the worker processes and the PostgreSQL
-  server processes spent per task (from ``/proc``, the server on this host only);
+  and its own ``pgflow worker`` processes (running its ``src``);
+* the rounds alternate (A B, B A, A B…); each is the suite's measurement of our worker
+  (``bench.core.prepare_flow`` then ``bench.suite.measure_worker``: tasks/s over the busy
+  window, every run and task checked done), plus the CPU time the worker processes and the
+  PostgreSQL server processes spent per task (from ``/proc``, the server on this host only);
 * prints every round, the medians and the per-round ratios B/A.
 """
 
@@ -27,29 +27,13 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from bench import worker as worker_bench
+from bench import core, suite
 
 REPO = Path(__file__).resolve().parent.parent
-
-JOB_FLOW = """
-
-job = Flow("bench_job")
-
-
-@job.step
-async def only(run: Any) -> int:
-    return 1
-"""
-
-#: workload -> (flow slug, steps as (slug, dependencies), worker target)
-WORKLOADS = {
-    "chain": ("bench_chain", (("a", ()), ("b", ("a",)), ("c", ("b",))), "bench_flows:chain"),
-    "job": ("bench_job", (("only", ()),), "bench_flows:job"),
-}
 
 
 @dataclass
@@ -90,75 +74,67 @@ def _cpu_seconds(
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _create_database(admin_url: str, src: Path) -> str:
-    name = f"pgflow_bench_ab_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+def setup(admin_url: str, side: str, src: Path, workload: core.Workload) -> core.Target:
+    """A database installed by the ``pgflow`` of ``src``, with the workload's flow."""
+    dbname = f"pgflow_bench_ab_{side.lower()}_{uuid.uuid4().hex[:8]}"
+    url = core._create_database(admin_url, dbname)
     # The tree's own installer, in a process of its own: its SQL core, not this one's.
-    subprocess.run(
+    installed = subprocess.run(
         [sys.executable, "-c", "import sys; from pgflow import install; install(sys.argv[1])", url],
         env={**os.environ, "PYTHONPATH": str(src)},
-        check=True,
         capture_output=True,
+        text=True,
+        check=False,
     )
-    return url
-
-
-def _drop_database(admin_url: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
-        )
+    if installed.returncode != 0:
+        core._drop_database(admin_url, dbname)
+        raise SystemExit(f"{side}: pgflow install failed:\n{installed.stderr.strip()}")
+    target = core.Target(side, f"pgflow of {src}", dbname, url)
+    with target.connect() as conn:
+        core._create_flows(conn, [workload])
+        for slug in (workload.flow_slug, core.MAP_FLOW):
+            target.tables[slug] = core._queue_tables(conn, slug)
+    return target
 
 
 def measure(
-    side: str, url: str, src: Path, module_dir: Path, workload: str, runs: int, workers: int
+    config: suite.SuiteConfig,
+    target: core.Target,
+    src: Path,
+    module_dir: Path,
+    workload: core.Workload,
+    runs: int,
+    round_no: int,
 ) -> Round:
-    slug, _, target = WORKLOADS[workload]
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE pgflow.step_tasks, pgflow.step_states, pgflow.runs CASCADE")
-        conn.execute("SELECT pgmq.purge_queue(%s)", (slug,))
-        conn.execute("VACUUM ANALYZE")
-        conn.execute("CHECKPOINT")
-        conn.execute(
-            "SELECT count(*) FROM unnest(%s::jsonb[]) AS i(input), "
-            "LATERAL pgflow.start_flow(%s, i.input)",
-            (["{}"] * runs, slug),
-        )
-        conn.execute("ANALYZE")  # see bench.worker.throughput
-    env = {**os.environ, "PYTHONPATH": f"{module_dir}{os.pathsep}{src}"}
+    core.prepare_flow(target, workload, runs)
+    samples: dict[str, Any] = {}
+
+    def sample(_conn: psycopg.Connection[Any], procs: Any) -> None:
+        # Called at every poll while the workers run; the last one is when the runs were done.
+        samples["pids"] = {proc.pid for proc in procs}
+        samples["after"] = _cpu_ticks()
+
     before = _cpu_ticks()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "pgflow", "worker", target, "-d", url, "--log-level", "warning"],
-            env=env,
-            cwd=module_dir,
-        )
-        for _ in range(workers)
-    ]
-    try:
-        finished = worker_bench.wait_for_runs(url, slug, 600, procs, interval=0.05)
-        after = _cpu_ticks()
-    finally:
-        worker_bench._stop(procs)
-    if not finished:
-        raise SystemExit(f"{side}: the runs did not finish (workers exited or 600 s passed)")
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE status = 'completed'), "
-            "extract(epoch FROM max(completed_at) - min(started_at))::float8 "
-            "FROM pgflow.step_tasks"
-        ).fetchone()
-    assert row is not None
-    done, window = int(row[0]), float(row[1] or 0)
-    worker_pids = {proc.pid for proc in procs}
+    measurement = suite.measure_worker(
+        config,
+        target,
+        workload,
+        runs,
+        round_no,
+        module_dir,
+        target.name,
+        on_poll=sample,
+        poll_interval=0.05,
+        source=src,
+    )
+    if measurement.problems:
+        raise SystemExit(f"{target.name}, round {round_no}: {'; '.join(measurement.problems)}")
+    done = measurement.completed_tasks
     return Round(
-        side,
-        done / window if window else 0.0,
-        _cpu_seconds(before, after, worker_pids) / done * 1e6,
-        _cpu_seconds(before, after, None) / done * 1e6,
+        target.name,
+        measurement.tasks_per_second,
+        _cpu_seconds(before, samples["after"], samples["pids"]) / done * 1e6,
+        _cpu_seconds(before, samples["after"], None) / done * 1e6,
     )
 
 
@@ -169,20 +145,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--base", required=True, help="git revision measured as A")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per side (6)")
     parser.add_argument("--runs", type=int, default=8000, help="runs per round (8000)")
-    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="chain")
+    parser.add_argument("--workload", choices=sorted(core.WORKLOADS), default="chain")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
     parser.add_argument(
         "--database-url",
-        default=os.environ.get(
-            "PGFLOW_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+        default=os.environ.get(core.ENV_DATABASE_URL, core.DEFAULT_DATABASE_URL),
     )
     args = parser.parse_args(argv)
     if min(args.rounds, args.runs, args.workers) < 1:
         parser.error("--rounds, --runs and --workers must be at least 1")
+    workload = core.WORKLOADS[args.workload]
+    config = suite.SuiteConfig(args.database_url, sections=["flows"], workers=args.workers)
 
-    slug, steps, _ = WORKLOADS[args.workload]
-    with tempfile.TemporaryDirectory() as tmp:
+    rounds: list[Round] = []
+    with tempfile.TemporaryDirectory() as tmp, suite.flows_module() as module_dir:
         base_tree = Path(tmp) / "base"
         checkout = subprocess.run(
             ["git", "-C", str(REPO), "worktree", "add", "--detach", str(base_tree), args.base],
@@ -192,42 +168,32 @@ def main(argv: list[str]) -> int:
         )
         if checkout.returncode != 0:
             raise SystemExit(f"cannot check out {args.base!r}: {checkout.stderr.strip()}")
-        module_dir = Path(tmp) / "flows"
-        module_dir.mkdir()
-        (module_dir / "bench_flows.py").write_text(worker_bench.FLOWS + JOB_FLOW)
         sources = {"A": base_tree / "src", "B": REPO / "src"}
-        urls: dict[str, str] = {}
+        targets: dict[str, core.Target] = {}
         try:
             for side, src in sources.items():
-                urls[side] = _create_database(args.database_url, src)
-                with psycopg.connect(urls[side], autocommit=True) as conn:
-                    conn.execute("SELECT pgflow.create_flow(%s)", (slug,))
-                    for step, deps in steps:
-                        conn.execute(
-                            "SELECT pgflow.add_step(%s, %s, %s::text[])", (slug, step, list(deps))
-                        )
-            rounds: list[Round] = []
-            for number in range(args.rounds):
-                for side in "AB" if number % 2 == 0 else "BA":
+                targets[side] = setup(args.database_url, side, src, workload)
+            for number in range(1, args.rounds + 1):
+                for side in "AB" if number % 2 else "BA":
                     result = measure(
-                        side,
-                        urls[side],
+                        config,
+                        targets[side],
                         sources[side],
                         module_dir,
-                        args.workload,
+                        workload,
                         args.runs,
-                        args.workers,
+                        number,
                     )
                     rounds.append(result)
                     print(
-                        f"round {number + 1} {side}: {result.tasks_per_second:,.0f} tasks/s, "
+                        f"round {number} {side}: {result.tasks_per_second:,.0f} tasks/s, "
                         f"CPU per task: workers {result.worker_cpu_us:.0f} us, "
                         f"PostgreSQL {result.server_cpu_us:.0f} us",
                         flush=True,
                     )
         finally:
-            for url in urls.values():
-                _drop_database(args.database_url, url)
+            for target in targets.values():
+                core._drop_database(args.database_url, target.dbname)
             subprocess.run(
                 ["git", "-C", str(REPO), "worktree", "remove", "--force", str(base_tree)],
                 check=False,

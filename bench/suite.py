@@ -331,8 +331,10 @@ def measure_worker(
     on_poll: Callable[[psycopg.Connection[Any], Sequence[subprocess.Popen[bytes]]], None]
     | None = None,
     poll_interval: float = 0.2,
+    source: Path | None = None,
 ) -> core.Measurement:
-    """Our ``pgflow worker`` processes on runs started beforehand, until every run is done."""
+    """Our ``pgflow worker`` processes on runs started beforehand, until every run is done
+    (``source``: run the ``pgflow`` of that ``src`` directory, see ``worker._spawn``)."""
     with target.connect() as conn:
         core._checkpoint(conn)
     began = time.perf_counter()
@@ -343,6 +345,7 @@ def measure_worker(
         max_concurrent or config.max_concurrent,
         config.batch_size,
         target=f"bench_flows:{WORKER_TARGETS[workload.flow_slug]}",
+        source=source,
     )
     try:
         finished = worker_bench.wait_for_runs(

@@ -70,10 +70,13 @@ def _spawn(
     batch_size: int = 10,
     target: str = "bench_flows:chain",
     worker_args: Sequence[str] = (),
+    source: Path | None = None,
 ) -> list[subprocess.Popen[bytes]]:
     """``count`` ``pgflow worker`` processes on ``target``, a flow of a module in ``module_dir``,
-    with ``worker_args`` as extra ``pgflow worker`` options."""
-    env = {**os.environ, "PYTHONPATH": str(module_dir)}
+    with ``worker_args`` as extra ``pgflow worker`` options; ``source``: the ``src`` directory
+    of another tree whose ``pgflow`` they run instead of the installed one."""
+    paths = [module_dir] if source is None else [module_dir, source]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths))}
     return [
         subprocess.Popen(
             [

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def test_ab_measures_both_trees_and_cleans_up(pgflow_test_server: TestDatabaseServer) -> None:
     # One test for both workloads: run side by side, each would see the other's worktree.
-    for workload in ("chain", "job"):
+    for workload in ("chain", "single"):
         _measure_and_check(pgflow_test_server, workload)
 
 
