@@ -1,7 +1,7 @@
 """A/B of two source trees: our worker on a bench.core workload, alternately, one server.
 
-``python -m bench ab --base REV [--rounds 6] [--runs 8000] [--workload chain|fanin|single]
-[--workers 2] [--database-url URL]``
+``python -m bench ab --base REV [--driver worker|core] [--rounds 6] [--runs 8000]
+[--workload chain|fanin|single] [--workers 2] [--database-url URL]``
 
 A change to the engine is judged by this, not by figures of two invocations: this machine's
 throughput drifts by tens of percent within minutes, so only rounds run side by side compare.
@@ -13,12 +13,16 @@ throughput drifts by tens of percent within minutes, so only rounds run side by 
   (``bench.core.prepare_flow`` then ``bench.suite.measure_worker``: tasks/s over the busy
   window, every run and task checked done), plus the CPU time the worker processes and the
   PostgreSQL server processes spent per task (from ``/proc``, the server on this host only);
+* ``--driver core`` judges the SQL cores alone instead: each round is ``bench.core``'s fixed
+  loop (read, ``start_tasks``, one ``complete_task`` per task, one commit per call, by
+  ``--workers`` processes), the same measurement ``python -m bench core`` takes;
 * prints every round, the medians and the per-round ratios B/A.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import subprocess
@@ -98,7 +102,7 @@ def setup(admin_url: str, side: str, src: Path, workload: core.Workload) -> core
 
 
 def measure(
-    config: suite.SuiteConfig,
+    config: suite.SuiteConfig | core.Config,
     target: core.Target,
     src: Path,
     module_dir: Path,
@@ -108,6 +112,21 @@ def measure(
 ) -> Round:
     core.prepare_flow(target, workload, runs)
     samples: dict[str, Any] = {}
+    if isinstance(config, core.Config):
+        with target.connect() as conn:  # measure_flow's own checkpoint then finds nothing
+            core._checkpoint(conn)
+        before = _cpu_ticks()
+        loop = core.measure_flow(config, target, workload, runs, round_no, prepared=True)
+        after = _cpu_ticks()
+        if loop.problems:
+            raise SystemExit(f"{target.name}, round {round_no}: {'; '.join(loop.problems)}")
+        # The loop's processes have ended by now: only the server's share is known.
+        return Round(
+            target.name,
+            loop.tasks_per_second,
+            float("nan"),
+            _cpu_seconds(before, after, None) / loop.completed_tasks * 1e6,
+        )
 
     def sample(_conn: psycopg.Connection[Any], procs: Any) -> None:
         # Called at every poll while the workers run; the last one is when the runs were done.
@@ -146,16 +165,33 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=6, help="rounds per side (6)")
     parser.add_argument("--runs", type=int, default=8000, help="runs per round (8000)")
     parser.add_argument("--workload", choices=sorted(core.WORKLOADS), default="chain")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
+    parser.add_argument(
+        "--driver",
+        choices=("worker", "core"),
+        default="worker",
+        help="what runs the tasks: our worker processes (default), or bench.core's fixed "
+        "loop of the SQL core's public functions",
+    )
+    parser.add_argument(
+        "--workers", type=int, help="worker processes (2 for --driver worker, 4 for core)"
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get(core.ENV_DATABASE_URL, core.DEFAULT_DATABASE_URL),
     )
     args = parser.parse_args(argv)
+    if args.workers is None:
+        args.workers = 4 if args.driver == "core" else 2
     if min(args.rounds, args.runs, args.workers) < 1:
         parser.error("--rounds, --runs and --workers must be at least 1")
     workload = core.WORKLOADS[args.workload]
-    config = suite.SuiteConfig(args.database_url, sections=["flows"], workers=args.workers)
+    config: suite.SuiteConfig | core.Config
+    if args.driver == "core":
+        config = core.Config(
+            args.database_url, cores=[], workloads=[args.workload], raw=[], workers=args.workers
+        )
+    else:
+        config = suite.SuiteConfig(args.database_url, sections=["flows"], workers=args.workers)
 
     rounds: list[Round] = []
     with tempfile.TemporaryDirectory() as tmp, suite.flows_module() as module_dir:
@@ -185,10 +221,14 @@ def main(argv: list[str]) -> int:
                         number,
                     )
                     rounds.append(result)
+                    workers_cpu = (
+                        ""
+                        if math.isnan(result.worker_cpu_us)
+                        else f"workers {result.worker_cpu_us:.0f} us, "
+                    )
                     print(
                         f"round {number} {side}: {result.tasks_per_second:,.0f} tasks/s, "
-                        f"CPU per task: workers {result.worker_cpu_us:.0f} us, "
-                        f"PostgreSQL {result.server_cpu_us:.0f} us",
+                        f"CPU per task: {workers_cpu}PostgreSQL {result.server_cpu_us:.0f} us",
                         flush=True,
                     )
         finally:
@@ -203,13 +243,18 @@ def main(argv: list[str]) -> int:
     def column(side: str, field: str) -> list[float]:
         return [float(getattr(r, field)) for r in rounds if r.side == side]
 
-    print(f"\nA = {args.base}, B = working tree; {args.workload}, {args.workers} workers")
+    print(
+        f"\nA = {args.base}, B = working tree; {args.workload}, {args.workers} "
+        f"{'worker processes' if args.driver == 'worker' else 'processes of the fixed loop'}"
+    )
     for field, label in (
         ("tasks_per_second", "tasks/s"),
         ("worker_cpu_us", "worker CPU us/task"),
         ("server_cpu_us", "PostgreSQL CPU us/task"),
     ):
         a, b = column("A", field), column("B", field)
+        if any(math.isnan(value) for value in a + b):
+            continue
         ratios = ", ".join(f"{y / x:.3f}" for x, y in zip(a, b, strict=True))
         print(
             f"{label:24} A {statistics.median(a):8,.0f}  B {statistics.median(b):8,.0f}  "
