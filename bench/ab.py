@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,16 +117,31 @@ def measure(
         with target.connect() as conn:  # measure_flow's own checkpoint then finds nothing
             core._checkpoint(conn)
         before = _cpu_ticks()
-        loop = core.measure_flow(config, target, workload, runs, round_no, prepared=True)
-        after = _cpu_ticks()
+        # The loop's connections, and their server processes, end with it: their CPU time is
+        # what was last seen of them, sampled while they run.
+        seen = dict(before)
+        done_event = threading.Event()
+
+        def watch() -> None:
+            while not done_event.wait(0.05):
+                seen.update(_cpu_ticks())
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            loop = core.measure_flow(config, target, workload, runs, round_no, prepared=True)
+        finally:
+            done_event.set()
+            watcher.join()
+        seen.update(_cpu_ticks())
         if loop.problems:
             raise SystemExit(f"{target.name}, round {round_no}: {'; '.join(loop.problems)}")
-        # The loop's processes have ended by now: only the server's share is known.
+        # The loop's own processes are bench.core's, not workers: only the server's share.
         return Round(
             target.name,
             loop.tasks_per_second,
             float("nan"),
-            _cpu_seconds(before, after, None) / loop.completed_tasks * 1e6,
+            _cpu_seconds(before, seen, None) / loop.completed_tasks * 1e6,
         )
 
     def sample(_conn: psycopg.Connection[Any], procs: Any) -> None:
