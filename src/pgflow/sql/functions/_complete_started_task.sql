@@ -1,9 +1,10 @@
 -- complete_task's common case in as few statements as possible: a started task of a started
 -- step, whose output needs no type check (a map step, an array, or no map step depends on it).
 -- This is nearly every call a worker makes, so it sets the engine's throughput: compared with
--- the general path it locks and updates the step state in one statement, and it calls the
--- cascade, start_ready_steps and maybe_complete_run only when they can have work (a released
--- dependent that is taskless or conditional; any released dependent; no step left).
+-- the general path it locks and updates the step state in one statement, starts the
+-- dependents it releases in the statement that releases them (start_ready_steps only after a
+-- cascade), sends its events in one call, and calls the cascade and maybe_complete_run only
+-- when they can have work (a released dependent that is taskless or conditional; no step left).
 --
 -- Returns the completed task, or NULL having changed nothing, in which case complete_task
 -- takes its general path. The caller holds the run's lock and has seen the run 'started'.
@@ -28,8 +29,11 @@ DECLARE
     v_completed_at timestamptz;
     v_step_output jsonb;
     v_child_tasks int;
-    v_released int := 0;
     v_cascade boolean := false;
+    v_started_steps text[];
+    v_task_counts int[];
+    v_events text[];
+    v_payloads jsonb[];
     v_remaining_steps int;
 BEGIN
     UPDATE pgflow.step_states AS ss
@@ -81,43 +85,89 @@ BEGIN
             END IF;
         END IF;
 
-        PERFORM pgflow._emit_event(
-            'step:' || p_step_slug || ':completed',
-            jsonb_build_object(
-                'event_type', 'step:completed',
-                'run_id', p_run_id,
-                'step_slug', p_step_slug,
-                'status', 'completed',
-                'output', v_step_output,
-                'completed_at', v_completed_at
-            ),
-            p_flow_slug
-        );
-
-        WITH released AS (
-            UPDATE pgflow.step_states AS child
-            SET remaining_deps = child.remaining_deps - 1,
-                initial_tasks = CASE WHEN cs.step_type = 'map' THEN v_child_tasks ELSE child.initial_tasks END
+        -- Dependents: one dependency fewer; a map child takes its width from this step. A
+        -- dependent left with no dependency starts in the same statement (what
+        -- start_ready_steps would do next, without its queries and a second update of the
+        -- row), unless a released dependent is taskless or conditional: then the cascade
+        -- runs first, as it may settle steps or fail the run, and start_ready_steps after it.
+        WITH children AS (
+            SELECT d.step_slug,
+                   cs.step_type = 'map' AS is_map,
+                   cs.required_input_pattern IS NOT NULL
+                       OR cs.forbidden_input_pattern IS NOT NULL AS conditional
             FROM pgflow.deps AS d
             JOIN pgflow.steps AS cs ON cs.flow_slug = d.flow_slug AND cs.step_slug = d.step_slug
-            WHERE d.flow_slug = p_flow_slug
-              AND d.dep_slug = p_step_slug
-              AND child.run_id = p_run_id
-              AND child.step_slug = d.step_slug
-            RETURNING child.remaining_deps,
-                      child.initial_tasks,
-                      cs.required_input_pattern IS NOT NULL
-                          OR cs.forbidden_input_pattern IS NOT NULL AS conditional
+            WHERE d.flow_slug = p_flow_slug AND d.dep_slug = p_step_slug
+        ),
+        planned AS (
+            SELECT ch.step_slug, ch.conditional, cst.status,
+                   cst.remaining_deps = 1 AS ready,
+                   CASE WHEN ch.is_map THEN v_child_tasks ELSE cst.initial_tasks END AS tasks
+            FROM children AS ch
+            JOIN pgflow.step_states AS cst
+              ON cst.run_id = p_run_id AND cst.step_slug = ch.step_slug
+        ),
+        decided AS (
+            SELECT pl.*,
+                   bool_or(pl.ready AND (pl.tasks = 0 OR pl.conditional)) OVER () AS cascades
+            FROM planned AS pl
+        ),
+        released AS (
+            UPDATE pgflow.step_states AS child
+            SET remaining_deps = child.remaining_deps - 1,
+                initial_tasks = dc.tasks,
+                status = CASE WHEN dc.starts THEN 'started' ELSE child.status END,
+                started_at = CASE WHEN dc.starts THEN now() ELSE child.started_at END,
+                remaining_tasks = CASE WHEN dc.starts THEN dc.tasks ELSE child.remaining_tasks END
+            FROM (
+                SELECT de.*,
+                       de.ready AND NOT de.cascades AND de.status = 'created' AND de.tasks > 0
+                           AS starts
+                FROM decided AS de
+            ) AS dc
+            WHERE child.run_id = p_run_id AND child.step_slug = dc.step_slug
+            RETURNING child.step_slug, child.started_at, child.remaining_tasks,
+                      child.remaining_deps, dc.starts, dc.cascades
         )
-        SELECT count(*) FILTER (WHERE r.remaining_deps = 0),
-               coalesce(bool_or(r.remaining_deps = 0 AND (r.initial_tasks = 0 OR r.conditional)), false)
-        INTO v_released, v_cascade
+        SELECT coalesce(bool_or(r.cascades), false),
+               coalesce(array_agg(r.step_slug ORDER BY r.step_slug) FILTER (WHERE r.starts), '{}'),
+               coalesce(array_agg(r.remaining_tasks ORDER BY r.step_slug) FILTER (WHERE r.starts), '{}'),
+               -- In the order start_ready_steps announces them: by step slug.
+               array_agg('step:' || r.step_slug || ':started' ORDER BY r.step_slug)
+                   FILTER (WHERE r.starts),
+               array_agg(
+                   jsonb_build_object(
+                       'event_type', 'step:started',
+                       'run_id', p_run_id,
+                       'step_slug', r.step_slug,
+                       'status', 'started',
+                       'started_at', r.started_at,
+                       'remaining_tasks', r.remaining_tasks,
+                       'remaining_deps', r.remaining_deps
+                   )
+                   ORDER BY r.step_slug
+               ) FILTER (WHERE r.starts)
+        INTO v_cascade, v_started_steps, v_task_counts, v_events, v_payloads
         FROM released AS r;
 
         UPDATE pgflow.runs AS r
         SET remaining_steps = r.remaining_steps - 1
         WHERE r.run_id = p_run_id
         RETURNING r.remaining_steps INTO v_remaining_steps;
+
+        -- step:completed first, then the steps it started, in one call.
+        v_events := ARRAY['step:' || p_step_slug || ':completed'] || coalesce(v_events, '{}');
+        v_payloads := ARRAY[jsonb_build_object(
+            'event_type', 'step:completed',
+            'run_id', p_run_id,
+            'step_slug', p_step_slug,
+            'status', 'completed',
+            'output', v_step_output,
+            'completed_at', v_completed_at
+        )] || coalesce(v_payloads, '{}');
+        PERFORM pgflow._emit_events(
+            v_events, v_payloads, array_fill(p_flow_slug, ARRAY[cardinality(v_events)])
+        );
 
         -- Steps are settled without tasks (maps over empty arrays) or by their conditions
         -- only when they are released, so nothing else can be waiting for the cascade.
@@ -131,8 +181,10 @@ BEGIN
     END IF;
 
     IF v_step_status = 'completed' THEN
-        IF v_released > 0 THEN
+        IF v_cascade THEN
             PERFORM pgflow.start_ready_steps(p_run_id);
+        ELSIF cardinality(v_started_steps) > 0 THEN
+            PERFORM pgflow._send_step_tasks(p_flow_slug, p_run_id, v_started_steps, v_task_counts);
         END IF;
         IF v_cascade OR v_remaining_steps = 0 THEN
             PERFORM pgflow.maybe_complete_run(p_run_id);

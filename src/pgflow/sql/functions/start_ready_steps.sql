@@ -11,6 +11,8 @@ DECLARE
     v_run_status text;
     v_step record;
     v_state pgflow.step_states;
+    v_started_steps text[] := '{}';
+    v_task_counts int[] := '{}';
 BEGIN
     SELECT r.flow_slug, r.status INTO v_flow_slug, v_run_status
     FROM pgflow.runs AS r WHERE r.run_id = v_run_id;
@@ -54,15 +56,14 @@ BEGIN
     END LOOP;
 
     FOR v_step IN
-        SELECT ss.step_slug, ss.initial_tasks, s.opt_start_delay
+        SELECT ss.step_slug
         FROM pgflow.step_states AS ss
-        JOIN pgflow.steps AS s ON s.flow_slug = ss.flow_slug AND s.step_slug = ss.step_slug
         WHERE ss.run_id = v_run_id
           AND ss.status = 'created'
           AND ss.remaining_deps = 0
           AND ss.initial_tasks > 0
         ORDER BY ss.step_slug
-        FOR UPDATE OF ss
+        FOR UPDATE
     LOOP
         UPDATE pgflow.step_states AS ss
         SET status = 'started',
@@ -85,25 +86,12 @@ BEGIN
             v_flow_slug
         );
 
-        -- One batch per step. start_delay applies here only: retries re-use the message and
-        -- wait by visibility backoff alone. pgmq returns ids in array order, which is how
-        -- each id is matched to its task_index.
-        INSERT INTO pgflow.step_tasks (flow_slug, run_id, step_slug, task_index, message_id)
-        SELECT v_flow_slug, v_run_id, v_step.step_slug, (m.ord - 1)::int, m.msg_id
-        FROM pgmq.send_batch(
-            v_flow_slug,
-            ARRAY(
-                SELECT jsonb_build_object(
-                    'flow_slug', v_flow_slug,
-                    'run_id', v_run_id,
-                    'step_slug', v_step.step_slug,
-                    'task_index', i
-                )
-                FROM generate_series(0, v_step.initial_tasks - 1) AS i
-                ORDER BY i
-            ),
-            coalesce(v_step.opt_start_delay, 0)
-        ) WITH ORDINALITY AS m(msg_id, ord);
+        v_started_steps := v_started_steps || v_state.step_slug;
+        v_task_counts := v_task_counts || v_state.initial_tasks;
     END LOOP;
+
+    IF cardinality(v_started_steps) > 0 THEN
+        PERFORM pgflow._send_step_tasks(v_flow_slug, v_run_id, v_started_steps, v_task_counts);
+    END IF;
 END;
 $$;
