@@ -1,6 +1,6 @@
-"""A/B of two source trees: our worker on a bench.core workload, alternately, one server.
+"""A/B of two source trees on a bench.core workload, alternately, one server.
 
-``python -m bench ab --base REV [--driver worker|core] [--rounds 6] [--runs 8000]
+``python -m bench ab --base REV [--driver worker|core|start] [--rounds 6] [--runs 8000]
 [--workload chain|fanin|single] [--workers 2] [--database-url URL]``
 
 A change to the engine is judged by this, not by figures of two invocations: this machine's
@@ -16,6 +16,9 @@ throughput drifts by tens of percent within minutes, so only rounds run side by 
 * ``--driver core`` judges the SQL cores alone instead: each round is ``bench.core``'s fixed
   loop (read, ``start_tasks``, one ``complete_task`` per task, one commit per call, by
   ``--workers`` processes), the same measurement ``python -m bench core`` takes;
+* ``--driver start`` judges starting runs: ``--runs`` ``start_flow`` calls of the workload's
+  flow in one session, one commit each, as a client enqueues them (runs started per second,
+  PostgreSQL CPU per run);
 * prints every round, the medians and the per-round ratios B/A.
 """
 
@@ -29,12 +32,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from bench import core, suite
 
@@ -44,7 +49,8 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass
 class Round:
     side: str
-    tasks_per_second: float
+    #: Tasks per second, or runs started per second (--driver start).
+    rate: float
     worker_cpu_us: float
     server_cpu_us: float
 
@@ -102,8 +108,32 @@ def setup(admin_url: str, side: str, src: Path, workload: core.Workload) -> core
     return target
 
 
+def measure_start(target: core.Target, workload: core.Workload, runs: int) -> Round:
+    """``runs`` start_flow calls of the workload's flow, one session, one commit each."""
+    with target.connect() as conn:
+        core._reset(conn, target, pgflow_state=True)
+        core._settle(conn)
+        before = _cpu_ticks()
+        started = time.perf_counter()
+        for number in range(runs):
+            conn.execute(
+                "SELECT 1 FROM pgflow.start_flow(flow_slug => %s::text, input => %s::jsonb)",
+                (workload.flow_slug, Jsonb({"n": number})),
+            )
+        elapsed = time.perf_counter() - started
+        after = _cpu_ticks()  # before the session's server process ends
+        count = conn.execute(
+            "SELECT count(*) FROM pgflow.runs WHERE flow_slug = %s", (workload.flow_slug,)
+        ).fetchone()
+    if count != (runs,):
+        raise SystemExit(f"{target.name}: {count} runs started, not {runs}")
+    return Round(
+        target.name, runs / elapsed, float("nan"), _cpu_seconds(before, after, None) / runs * 1e6
+    )
+
+
 def measure(
-    config: suite.SuiteConfig | core.Config,
+    config: suite.SuiteConfig | core.Config | None,
     target: core.Target,
     src: Path,
     module_dir: Path,
@@ -111,6 +141,8 @@ def measure(
     runs: int,
     round_no: int,
 ) -> Round:
+    if config is None:
+        return measure_start(target, workload, runs)
     core.prepare_flow(target, workload, runs)
     samples: dict[str, Any] = {}
     if isinstance(config, core.Config):
@@ -183,10 +215,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workload", choices=sorted(core.WORKLOADS), default="chain")
     parser.add_argument(
         "--driver",
-        choices=("worker", "core"),
+        choices=("worker", "core", "start"),
         default="worker",
-        help="what runs the tasks: our worker processes (default), or bench.core's fixed "
-        "loop of the SQL core's public functions",
+        help="what is measured: our worker processes running the runs (default), bench.core's "
+        "fixed loop of the SQL core's public functions running them, or starting them "
+        "(start_flow, one session, one commit per run)",
     )
     parser.add_argument(
         "--workers", type=int, help="worker processes (2 for --driver worker, 4 for core)"
@@ -201,13 +234,15 @@ def main(argv: list[str]) -> int:
     if min(args.rounds, args.runs, args.workers) < 1:
         parser.error("--rounds, --runs and --workers must be at least 1")
     workload = core.WORKLOADS[args.workload]
-    config: suite.SuiteConfig | core.Config
+    config: suite.SuiteConfig | core.Config | None = None
     if args.driver == "core":
         config = core.Config(
             args.database_url, cores=[], workloads=[args.workload], raw=[], workers=args.workers
         )
-    else:
+    elif args.driver == "worker":
         config = suite.SuiteConfig(args.database_url, sections=["flows"], workers=args.workers)
+    per = "run" if args.driver == "start" else "task"
+    unit = "runs started/s" if args.driver == "start" else "tasks/s"
 
     rounds: list[Round] = []
     with tempfile.TemporaryDirectory() as tmp, suite.flows_module() as module_dir:
@@ -243,8 +278,8 @@ def main(argv: list[str]) -> int:
                         else f"workers {result.worker_cpu_us:.0f} us, "
                     )
                     print(
-                        f"round {number} {side}: {result.tasks_per_second:,.0f} tasks/s, "
-                        f"CPU per task: {workers_cpu}PostgreSQL {result.server_cpu_us:.0f} us",
+                        f"round {number} {side}: {result.rate:,.0f} {unit}, "
+                        f"CPU per {per}: {workers_cpu}PostgreSQL {result.server_cpu_us:.0f} us",
                         flush=True,
                     )
         finally:
@@ -259,14 +294,16 @@ def main(argv: list[str]) -> int:
     def column(side: str, field: str) -> list[float]:
         return [float(getattr(r, field)) for r in rounds if r.side == side]
 
-    print(
-        f"\nA = {args.base}, B = working tree; {args.workload}, {args.workers} "
-        f"{'worker processes' if args.driver == 'worker' else 'processes of the fixed loop'}"
-    )
+    driven_by = {
+        "worker": f"{args.workers} worker processes",
+        "core": f"{args.workers} processes of the fixed loop",
+        "start": "start_flow in one session",
+    }[args.driver]
+    print(f"\nA = {args.base}, B = working tree; {args.workload}, {driven_by}")
     for field, label in (
-        ("tasks_per_second", "tasks/s"),
-        ("worker_cpu_us", "worker CPU us/task"),
-        ("server_cpu_us", "PostgreSQL CPU us/task"),
+        ("rate", unit),
+        ("worker_cpu_us", f"worker CPU us/{per}"),
+        ("server_cpu_us", f"PostgreSQL CPU us/{per}"),
     ):
         a, b = column("A", field), column("B", field)
         if any(math.isnan(value) for value in a + b):

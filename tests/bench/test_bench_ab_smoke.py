@@ -20,7 +20,12 @@ pytestmark = pytest.mark.slow
 
 def test_ab_measures_both_trees_and_cleans_up(pgflow_test_server: TestDatabaseServer) -> None:
     # One test for all: run side by side, each would see the other's worktree.
-    for workload, driver in (("chain", "worker"), ("single", "worker"), ("fanin", "core")):
+    for workload, driver in (
+        ("chain", "worker"),
+        ("single", "worker"),
+        ("fanin", "core"),
+        ("chain", "start"),
+    ):
         _measure_and_check(pgflow_test_server, workload, driver)
 
 
@@ -50,13 +55,14 @@ def _measure_and_check(pgflow_test_server: TestDatabaseServer, workload: str, dr
         pgflow_test_server.admin_url,
         timeout=600,
     )
-    rounds = re.findall(r"^round 1 ([AB]): ([\d,]+) tasks/s", done.stdout, re.MULTILINE)
+    unit, per = ("runs started/s", "run") if driver == "start" else ("tasks/s", "task")
+    rounds = re.findall(rf"^round 1 ([AB]): ([\d,]+) {re.escape(unit)}", done.stdout, re.MULTILINE)
     assert [side for side, _ in rounds] == ["A", "B"]
     assert all(int(rate.replace(",", "")) > 0 for _, rate in rounds)
-    for label in ("tasks/s", "worker CPU us/task", "PostgreSQL CPU us/task"):
+    for label in (unit, f"worker CPU us/{per}", f"PostgreSQL CPU us/{per}"):
         figures = rf"^{re.escape(label)} +A +[\d,]+ +B +[\d,]+ +B/A [\d.]+"
-        # The fixed loop's processes are bench.core's, not workers: no worker CPU to report.
-        expected = not (driver == "core" and label.startswith("worker"))
+        # Only our worker's processes are measured for their CPU.
+        expected = driver == "worker" or not label.startswith("worker")
         assert bool(re.search(figures, done.stdout, re.MULTILINE)) == expected, label
     assert worktrees() == before, "the base tree's worktree was left behind"
     with psycopg.connect(pgflow_test_server.admin_url) as conn:
