@@ -1,6 +1,6 @@
 """A/B of two source trees on a bench.core workload, alternately, one server.
 
-``python -m bench ab --base REV [--driver worker|core|start] [--rounds 6] [--runs 8000]
+``python -m bench ab --base REV [--driver worker|core|start|latency] [--rounds 6] [--runs 8000]
 [--workload chain|fanin|single] [--workers 2] [--database-url URL]``
 
 A change to the engine is judged by this, not by figures of two invocations: this machine's
@@ -16,6 +16,8 @@ throughput drifts by tens of percent within minutes, so only rounds run side by 
 * ``--driver core`` judges the SQL cores alone instead: each round is ``bench.core``'s fixed
   loop (read, ``start_tasks``, one ``complete_task`` per task, one commit per call, by
   ``--workers`` processes), the same measurement ``python -m bench core`` takes;
+* ``--driver latency`` judges the idle path: ``--runs`` chains run one after the other by one
+  worker (median start -> completed by the database's clock; lower is better);
 * ``--driver start`` judges starting runs: ``--runs`` ``start_flow`` calls of the workload's
   flow in one session, one commit each, as a client enqueues them (runs started per second,
   PostgreSQL CPU per run);
@@ -25,6 +27,7 @@ throughput drifts by tens of percent within minutes, so only rounds run side by 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import os
 import statistics
@@ -42,6 +45,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bench import core, suite
+from bench import worker as worker_bench
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -132,7 +136,17 @@ def measure_start(target: core.Target, workload: core.Workload, runs: int) -> Ro
     )
 
 
-def measure(
+def measure_latency(target: core.Target, src: Path, module_dir: Path, runs: int) -> Round:
+    """``runs`` chains one after the other through one idle worker: median start -> completed,
+    by the database's clock."""
+    with target.connect() as conn:
+        core._reset(conn, target, pgflow_state=True)
+        core._settle(conn)
+    values = asyncio.run(worker_bench._latency(target.url, module_dir, runs, source=src))
+    return Round(target.name, statistics.median(values["database"]), float("nan"), float("nan"))
+
+
+def measure_work(
     config: suite.SuiteConfig | core.Config | None,
     target: core.Target,
     src: Path,
@@ -215,11 +229,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workload", choices=sorted(core.WORKLOADS), default="chain")
     parser.add_argument(
         "--driver",
-        choices=("worker", "core", "start"),
+        choices=("worker", "core", "start", "latency"),
         default="worker",
         help="what is measured: our worker processes running the runs (default), bench.core's "
-        "fixed loop of the SQL core's public functions running them, or starting them "
-        "(start_flow, one session, one commit per run)",
+        "fixed loop of the SQL core's public functions running them, starting them "
+        "(start_flow, one session, one commit per run), or the latency of --runs chains run "
+        "one after the other by one idle worker (median start -> completed, chain only)",
     )
     parser.add_argument(
         "--workers", type=int, help="worker processes (2 for --driver worker, 4 for core)"
@@ -229,8 +244,10 @@ def main(argv: list[str]) -> int:
         default=os.environ.get(core.ENV_DATABASE_URL, core.DEFAULT_DATABASE_URL),
     )
     args = parser.parse_args(argv)
+    if args.driver == "latency" and args.workload != "chain":
+        parser.error("--driver latency measures the chain only")
     if args.workers is None:
-        args.workers = 4 if args.driver == "core" else 2
+        args.workers = {"core": 4, "latency": 1}.get(args.driver, 2)
     if min(args.rounds, args.runs, args.workers) < 1:
         parser.error("--rounds, --runs and --workers must be at least 1")
     workload = core.WORKLOADS[args.workload]
@@ -241,8 +258,8 @@ def main(argv: list[str]) -> int:
         )
     elif args.driver == "worker":
         config = suite.SuiteConfig(args.database_url, sections=["flows"], workers=args.workers)
-    per = "run" if args.driver == "start" else "task"
-    unit = "runs started/s" if args.driver == "start" else "tasks/s"
+    per = "run" if args.driver in ("start", "latency") else "task"
+    unit = {"start": "runs started/s", "latency": "ms p50 latency"}.get(args.driver, "tasks/s")
 
     rounds: list[Round] = []
     with tempfile.TemporaryDirectory() as tmp, suite.flows_module() as module_dir:
@@ -262,24 +279,35 @@ def main(argv: list[str]) -> int:
                 targets[side] = setup(args.database_url, side, src, workload)
             for number in range(1, args.rounds + 1):
                 for side in "AB" if number % 2 else "BA":
-                    result = measure(
-                        config,
-                        targets[side],
-                        sources[side],
-                        module_dir,
-                        workload,
-                        args.runs,
-                        number,
-                    )
+                    if args.driver == "latency":
+                        result = measure_latency(
+                            targets[side], sources[side], module_dir, args.runs
+                        )
+                    else:
+                        result = measure_work(
+                            config,
+                            targets[side],
+                            sources[side],
+                            module_dir,
+                            workload,
+                            args.runs,
+                            number,
+                        )
                     rounds.append(result)
-                    workers_cpu = (
-                        ""
-                        if math.isnan(result.worker_cpu_us)
-                        else f"workers {result.worker_cpu_us:.0f} us, "
+                    cpu = [
+                        f"{who} {value:.0f} us"
+                        for who, value in (
+                            ("workers", result.worker_cpu_us),
+                            ("PostgreSQL", result.server_cpu_us),
+                        )
+                        if not math.isnan(value)
+                    ]
+                    rate = (
+                        f"{result.rate:.1f}" if args.driver == "latency" else f"{result.rate:,.0f}"
                     )
                     print(
-                        f"round {number} {side}: {result.rate:,.0f} {unit}, "
-                        f"CPU per {per}: {workers_cpu}PostgreSQL {result.server_cpu_us:.0f} us",
+                        f"round {number} {side}: {rate} {unit}"
+                        + (f", CPU per {per}: {', '.join(cpu)}" if cpu else ""),
                         flush=True,
                     )
         finally:
@@ -298,6 +326,7 @@ def main(argv: list[str]) -> int:
         "worker": f"{args.workers} worker processes",
         "core": f"{args.workers} processes of the fixed loop",
         "start": "start_flow in one session",
+        "latency": "one idle worker, one run at a time",
     }[args.driver]
     print(f"\nA = {args.base}, B = working tree; {args.workload}, {driven_by}")
     for field, label in (
@@ -309,8 +338,10 @@ def main(argv: list[str]) -> int:
         if any(math.isnan(value) for value in a + b):
             continue
         ratios = ", ".join(f"{y / x:.3f}" for x, y in zip(a, b, strict=True))
+        digits = 1 if field == "rate" and args.driver == "latency" else 0
+        median_a, median_b = statistics.median(a), statistics.median(b)
         print(
-            f"{label:24} A {statistics.median(a):8,.0f}  B {statistics.median(b):8,.0f}  "
-            f"B/A {statistics.median(b) / statistics.median(a):.3f}  (rounds: {ratios})"
+            f"{label:24} A {median_a:8,.{digits}f}  B {median_b:8,.{digits}f}  "
+            f"B/A {median_b / median_a:.3f}  (rounds: {ratios})"
         )
     return 0

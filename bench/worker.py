@@ -181,9 +181,13 @@ def throughput(
 
 
 async def _latency(
-    url: str, module_dir: Path, count: int, worker_args: Sequence[str] = ()
+    url: str,
+    module_dir: Path,
+    count: int,
+    worker_args: Sequence[str] = (),
+    source: Path | None = None,
 ) -> dict[str, list[float]]:
-    procs = _spawn(url, module_dir, 1, worker_args=worker_args)
+    procs = _spawn(url, module_dir, 1, worker_args=worker_args, source=source)
     try:
         async with AsyncClient(url) as client:
             await asyncio.sleep(1.5)  # the worker connects and listens

@@ -25,6 +25,7 @@ def test_ab_measures_both_trees_and_cleans_up(pgflow_test_server: TestDatabaseSe
         ("single", "worker"),
         ("fanin", "core"),
         ("chain", "start"),
+        ("chain", "latency"),
     ):
         _measure_and_check(pgflow_test_server, workload, driver)
 
@@ -55,14 +56,22 @@ def _measure_and_check(pgflow_test_server: TestDatabaseServer, workload: str, dr
         pgflow_test_server.admin_url,
         timeout=600,
     )
-    unit, per = ("runs started/s", "run") if driver == "start" else ("tasks/s", "task")
-    rounds = re.findall(rf"^round 1 ([AB]): ([\d,]+) {re.escape(unit)}", done.stdout, re.MULTILINE)
+    unit, per = {
+        "start": ("runs started/s", "run"),
+        "latency": ("ms p50 latency", "run"),
+    }.get(driver, ("tasks/s", "task"))
+    rounds = re.findall(rf"^round 1 ([AB]): ([\d,.]+) {re.escape(unit)}", done.stdout, re.MULTILINE)
     assert [side for side, _ in rounds] == ["A", "B"]
-    assert all(int(rate.replace(",", "")) > 0 for _, rate in rounds)
+    assert all(float(rate.replace(",", "")) > 0 for _, rate in rounds)
     for label in (unit, f"worker CPU us/{per}", f"PostgreSQL CPU us/{per}"):
-        figures = rf"^{re.escape(label)} +A +[\d,]+ +B +[\d,]+ +B/A [\d.]+"
-        # Only our worker's processes are measured for their CPU.
-        expected = driver == "worker" or not label.startswith("worker")
+        figures = rf"^{re.escape(label)} +A +[\d,.]+ +B +[\d,.]+ +B/A [\d.]+"
+        # CPU is measured for our worker's processes and, but for the latency (one run at a
+        # time), for PostgreSQL's.
+        expected = (
+            driver == "worker"
+            or (label.startswith("PostgreSQL") and driver != "latency")
+            or label == unit
+        )
         assert bool(re.search(figures, done.stdout, re.MULTILINE)) == expected, label
     assert worktrees() == before, "the base tree's worktree was left behind"
     with psycopg.connect(pgflow_test_server.admin_url) as conn:
