@@ -146,8 +146,44 @@ def measure_latency(target: core.Target, src: Path, module_dir: Path, runs: int)
     return Round(target.name, statistics.median(values["database"]), float("nan"), float("nan"))
 
 
-def measure_work(
-    config: suite.SuiteConfig | core.Config | None,
+def measure_core_loop(
+    config: core.Config, target: core.Target, workload: core.Workload, runs: int, round_no: int
+) -> Round:
+    """bench.core's fixed loop on ``runs`` runs: tasks/s and the server's CPU per task."""
+    core.prepare_flow(target, workload, runs)
+    with target.connect() as conn:  # measure_flow's own checkpoint then finds nothing
+        core._checkpoint(conn)
+    before = _cpu_ticks()
+    # The loop's connections, and their server processes, end with it: their CPU time is
+    # what was last seen of them, sampled while they run.
+    seen = dict(before)
+    done_event = threading.Event()
+
+    def watch() -> None:
+        while not done_event.wait(0.05):
+            seen.update(_cpu_ticks())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        loop = core.measure_flow(config, target, workload, runs, round_no, prepared=True)
+    finally:
+        done_event.set()
+        watcher.join()
+    seen.update(_cpu_ticks())
+    if loop.problems:
+        raise SystemExit(f"{target.name}, round {round_no}: {'; '.join(loop.problems)}")
+    # The loop's own processes are bench.core's, not workers: only the server's share.
+    return Round(
+        target.name,
+        loop.tasks_per_second,
+        float("nan"),
+        _cpu_seconds(before, seen, None) / loop.completed_tasks * 1e6,
+    )
+
+
+def measure_worker(
+    config: suite.SuiteConfig,
     target: core.Target,
     src: Path,
     module_dir: Path,
@@ -155,40 +191,9 @@ def measure_work(
     runs: int,
     round_no: int,
 ) -> Round:
-    if config is None:
-        return measure_start(target, workload, runs)
+    """Our worker processes on ``runs`` runs: tasks/s, their CPU and the server's per task."""
     core.prepare_flow(target, workload, runs)
     samples: dict[str, Any] = {}
-    if isinstance(config, core.Config):
-        with target.connect() as conn:  # measure_flow's own checkpoint then finds nothing
-            core._checkpoint(conn)
-        before = _cpu_ticks()
-        # The loop's connections, and their server processes, end with it: their CPU time is
-        # what was last seen of them, sampled while they run.
-        seen = dict(before)
-        done_event = threading.Event()
-
-        def watch() -> None:
-            while not done_event.wait(0.05):
-                seen.update(_cpu_ticks())
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        try:
-            loop = core.measure_flow(config, target, workload, runs, round_no, prepared=True)
-        finally:
-            done_event.set()
-            watcher.join()
-        seen.update(_cpu_ticks())
-        if loop.problems:
-            raise SystemExit(f"{target.name}, round {round_no}: {'; '.join(loop.problems)}")
-        # The loop's own processes are bench.core's, not workers: only the server's share.
-        return Round(
-            target.name,
-            loop.tasks_per_second,
-            float("nan"),
-            _cpu_seconds(before, seen, None) / loop.completed_tasks * 1e6,
-        )
 
     def sample(_conn: psycopg.Connection[Any], procs: Any) -> None:
         # Called at every poll while the workers run; the last one is when the runs were done.
@@ -237,7 +242,10 @@ def main(argv: list[str]) -> int:
         "one after the other by one idle worker (median start -> completed, chain only)",
     )
     parser.add_argument(
-        "--workers", type=int, help="worker processes (2 for --driver worker, 4 for core)"
+        "--workers",
+        type=int,
+        help="worker processes: 2 for --driver worker, 4 for core (start and latency: one "
+        "session, one worker)",
     )
     parser.add_argument(
         "--database-url",
@@ -247,17 +255,25 @@ def main(argv: list[str]) -> int:
     if args.driver == "latency" and args.workload != "chain":
         parser.error("--driver latency measures the chain only")
     if args.workers is None:
-        args.workers = {"core": 4, "latency": 1}.get(args.driver, 2)
+        args.workers = {"core": 4, "start": 1, "latency": 1}.get(args.driver, 2)
     if min(args.rounds, args.runs, args.workers) < 1:
         parser.error("--rounds, --runs and --workers must be at least 1")
     workload = core.WORKLOADS[args.workload]
-    config: suite.SuiteConfig | core.Config | None = None
-    if args.driver == "core":
-        config = core.Config(
-            args.database_url, cores=[], workloads=[args.workload], raw=[], workers=args.workers
-        )
-    elif args.driver == "worker":
-        config = suite.SuiteConfig(args.database_url, sections=["flows"], workers=args.workers)
+    core_config = core.Config(
+        args.database_url, cores=[], workloads=[args.workload], raw=[], workers=args.workers
+    )
+    suite_config = suite.SuiteConfig(args.database_url, sections=["flows"], workers=args.workers)
+
+    def measure(side: str, round_no: int, src: Path, module_dir: Path) -> Round:
+        target = targets[side]
+        if args.driver == "start":
+            return measure_start(target, workload, args.runs)
+        if args.driver == "latency":
+            return measure_latency(target, src, module_dir, args.runs)
+        if args.driver == "core":
+            return measure_core_loop(core_config, target, workload, args.runs, round_no)
+        return measure_worker(suite_config, target, src, module_dir, workload, args.runs, round_no)
+
     per = "run" if args.driver in ("start", "latency") else "task"
     unit = {"start": "runs started/s", "latency": "ms p50 latency"}.get(args.driver, "tasks/s")
 
@@ -279,20 +295,7 @@ def main(argv: list[str]) -> int:
                 targets[side] = setup(args.database_url, side, src, workload)
             for number in range(1, args.rounds + 1):
                 for side in "AB" if number % 2 else "BA":
-                    if args.driver == "latency":
-                        result = measure_latency(
-                            targets[side], sources[side], module_dir, args.runs
-                        )
-                    else:
-                        result = measure_work(
-                            config,
-                            targets[side],
-                            sources[side],
-                            module_dir,
-                            workload,
-                            args.runs,
-                            number,
-                        )
+                    result = measure(side, number, sources[side], module_dir)
                     rounds.append(result)
                     cpu = [
                         f"{who} {value:.0f} us"
