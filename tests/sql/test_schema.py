@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .conftest import Conn, q, scalar
@@ -309,6 +311,40 @@ def test_last_worker_fk_sets_null_on_delete(pgflow_conn: Conn) -> None:
         "SELECT confdeltype FROM pg_constraint WHERE conname = 'step_tasks_last_worker_id_fkey'",
     )
     assert rows == [{"confdeltype": "n"}]
+
+
+def test_payload_columns_use_lz4_where_the_server_has_it(pgflow_conn: Conn) -> None:
+    has_lz4 = scalar(
+        pgflow_conn,
+        "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+    )
+    rows = q(
+        pgflow_conn,
+        "SELECT c.relname || '.' || a.attname AS col, a.attcompression::text AS method "
+        "FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid "
+        "WHERE c.relnamespace = 'pgflow'::regnamespace AND a.attcompression <> '' "
+        "ORDER BY 1",
+    )
+    expected = ["runs.input", "runs.output", "step_tasks.output"] if has_lz4 else []
+    assert [r["col"] for r in rows] == expected
+    assert {r["method"] for r in rows} <= {"l"}
+
+    # A large input is stored compressed by that method and read back unchanged.
+    pgflow_conn.execute("SELECT pgflow.create_flow('lz4_flow')")
+    pgflow_conn.execute("SELECT pgflow.add_step('lz4_flow', 'items', step_type => 'map')")
+    items = list(range(10_000))
+    run_id = scalar(
+        pgflow_conn,
+        "SELECT run_id FROM pgflow.start_flow('lz4_flow', %s::jsonb)",
+        json.dumps(items),
+    )
+    stored = q(
+        pgflow_conn,
+        "SELECT input, pg_column_compression(input) AS method FROM pgflow.runs WHERE run_id = %s",
+        run_id,
+    )
+    assert stored[0]["input"] == items
+    assert stored[0]["method"] == ("lz4" if has_lz4 else "pglz")
 
 
 def test_step_task_record_attribute_order(pgflow_conn: Conn) -> None:
