@@ -136,9 +136,14 @@ BEGIN
                array_agg('step:' || r.step_slug || ':started' ORDER BY r.step_slug)
                    FILTER (WHERE r.starts),
                array_agg(
-                   pgflow._step_started_event(
-                       p_run_id, r.step_slug, r.started_at, r.remaining_tasks,
-                       r.remaining_deps
+                   jsonb_build_object(
+                       'event_type', 'step:started',
+                       'run_id', p_run_id,
+                       'step_slug', r.step_slug,
+                       'status', 'started',
+                       'started_at', r.started_at,
+                       'remaining_tasks', r.remaining_tasks,
+                       'remaining_deps', r.remaining_deps
                    )
                    ORDER BY r.step_slug
                ) FILTER (WHERE r.starts)

@@ -315,9 +315,14 @@ BEGIN
     IF cardinality(s_run) > 0 THEN
         SELECT array_agg('step:' || st.step_slug || ':started' ORDER BY st.run_id, st.step_slug),
                array_agg(
-                   pgflow._step_started_event(
-                       st.run_id, st.step_slug, st.started_at, st.remaining_tasks,
-                       st.remaining_deps
+                   jsonb_build_object(
+                       'event_type', 'step:started',
+                       'run_id', st.run_id,
+                       'step_slug', st.step_slug,
+                       'status', 'started',
+                       'started_at', st.started_at,
+                       'remaining_tasks', st.remaining_tasks,
+                       'remaining_deps', st.remaining_deps
                    )
                    ORDER BY st.run_id, st.step_slug
                ),

@@ -84,9 +84,14 @@ BEGIN
            array_agg(i.remaining_tasks ORDER BY i.step_slug),
            array_agg('step:' || i.step_slug || ':started' ORDER BY i.step_slug),
            array_agg(
-               pgflow._step_started_event(
-                   v_run.run_id, i.step_slug, i.started_at, i.remaining_tasks,
-                   i.remaining_deps
+               jsonb_build_object(
+                   'event_type', 'step:started',
+                   'run_id', v_run.run_id,
+                   'step_slug', i.step_slug,
+                   'status', 'started',
+                   'started_at', i.started_at,
+                   'remaining_tasks', i.remaining_tasks,
+                   'remaining_deps', i.remaining_deps
                )
                ORDER BY i.step_slug
            )

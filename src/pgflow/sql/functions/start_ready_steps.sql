@@ -74,9 +74,14 @@ BEGIN
 
         PERFORM pgflow._emit_event(
             'step:' || v_state.step_slug || ':started',
-            pgflow._step_started_event(
-                v_state.run_id, v_state.step_slug, v_state.started_at, v_state.remaining_tasks,
-                v_state.remaining_deps
+            jsonb_build_object(
+                'event_type', 'step:started',
+                'run_id', v_state.run_id,
+                'step_slug', v_state.step_slug,
+                'status', 'started',
+                'started_at', v_state.started_at,
+                'remaining_tasks', v_state.remaining_tasks,
+                'remaining_deps', v_state.remaining_deps
             ),
             v_flow_slug
         );
