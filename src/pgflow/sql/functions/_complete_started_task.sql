@@ -3,8 +3,9 @@
 -- This is nearly every call a worker makes, so it sets the engine's throughput: compared with
 -- the general path it locks and updates the step state in one statement, starts the
 -- dependents it releases in the statement that releases them (start_ready_steps only after a
--- cascade), sends its events in one call, and calls the cascade and maybe_complete_run only
--- when they can have work (a released dependent that is taskless or conditional; no step left).
+-- cascade), sends its events in one call, calls the cascade only when it can have work (a
+-- released dependent that is taskless or conditional), and counts the step off its run in the
+-- update that completes the run when it was the last.
 --
 -- Returns the completed task, or NULL having changed nothing, in which case complete_task
 -- takes its general path. The caller holds the run's lock and has seen the run 'started'.
@@ -34,7 +35,6 @@ DECLARE
     v_task_counts int[];
     v_events text[];
     v_payloads jsonb[];
-    v_remaining_steps int;
 BEGIN
     UPDATE pgflow.step_states AS ss
     SET remaining_tasks = ss.remaining_tasks - 1,
@@ -150,10 +150,13 @@ BEGIN
         INTO v_cascade, v_started_steps, v_task_counts, v_events, v_payloads
         FROM released AS r;
 
-        UPDATE pgflow.runs AS r
-        SET remaining_steps = r.remaining_steps - 1
-        WHERE r.run_id = p_run_id
-        RETURNING r.remaining_steps INTO v_remaining_steps;
+        -- The step is counted off the run at the end, in the update that completes the run
+        -- if it was its last (_complete_finished_runs); before the cascade, which counts on it.
+        IF v_cascade THEN
+            UPDATE pgflow.runs AS r
+            SET remaining_steps = r.remaining_steps - 1
+            WHERE r.run_id = p_run_id;
+        END IF;
 
         -- step:completed first, then the steps it started, in one call.
         v_events := ARRAY['step:' || p_step_slug || ':completed'] || coalesce(v_events, '{}');
@@ -186,9 +189,7 @@ BEGIN
         ELSIF cardinality(v_started_steps) > 0 THEN
             PERFORM pgflow._send_step_tasks(p_flow_slug, p_run_id, v_started_steps, v_task_counts);
         END IF;
-        IF v_cascade OR v_remaining_steps = 0 THEN
-            PERFORM pgflow.maybe_complete_run(p_run_id);
-        END IF;
+        PERFORM pgflow._complete_finished_runs(ARRAY[p_run_id], ARRAY[CASE WHEN v_cascade THEN 0 ELSE 1 END]);
     END IF;
 
     RETURN v_task;

@@ -50,7 +50,9 @@ DECLARE
     v_payloads jsonb[];
     v_flows text[];
     v_cascade_runs uuid[];
-    v_finished_runs uuid[];
+    -- Steps to count off each run (none in the runs of the cascade: counted before it).
+    v_count_runs uuid[];
+    v_count_steps int[];
     v_run uuid;
     -- Messages of the completed tasks, archived per queue.
     a_flow text[];
@@ -257,19 +259,20 @@ BEGIN
         INTO v_cascade_runs, s_run, s_step, s_flow, s_started_at, s_tasks, s_deps
         FROM released AS rl;
 
-        WITH per_run AS (
-            SELECT c.run_id, count(*)::int AS steps_done FROM unnest(c_run) AS c(run_id) GROUP BY c.run_id
-        ),
-        counted AS (
+        -- The completed steps are counted off their runs at the end, in the update that
+        -- completes the runs left without a step (_complete_finished_runs), except in the
+        -- runs of the cascade, which counts on them first.
+        IF v_cascade_runs IS NOT NULL THEN
             UPDATE pgflow.runs AS r
             SET remaining_steps = r.remaining_steps - pr.steps_done
-            FROM per_run AS pr
-            WHERE r.run_id = pr.run_id
-            RETURNING r.run_id, r.remaining_steps
-        )
-        SELECT array_agg(ct.run_id) FILTER (WHERE ct.remaining_steps = 0)
-        INTO v_finished_runs
-        FROM counted AS ct;
+            FROM (
+                SELECT c.run_id, count(*)::int AS steps_done
+                FROM unnest(c_run) AS c(run_id)
+                WHERE c.run_id = ANY (v_cascade_runs)
+                GROUP BY c.run_id
+            ) AS pr
+            WHERE r.run_id = pr.run_id;
+        END IF;
 
         -- Only released steps can be taskless or conditional (see _complete_started_task).
         FOR v_run IN SELECT x.run_id FROM unnest(v_cascade_runs) AS x(run_id) ORDER BY 1 LOOP
@@ -372,8 +375,11 @@ BEGIN
         END LOOP;
     END IF;
 
-    IF v_finished_runs IS NOT NULL OR v_cascade_runs IS NOT NULL THEN
-        PERFORM pgflow._complete_finished_runs(coalesce(v_finished_runs, '{}') || coalesce(v_cascade_runs, '{}'));
+    IF c_run IS NOT NULL THEN
+        SELECT array_agg(c.run_id), array_agg(CASE WHEN c.run_id = ANY (v_cascade_runs) THEN 0 ELSE 1 END)
+        INTO v_count_runs, v_count_steps
+        FROM unnest(c_run) AS c(run_id);
+        PERFORM pgflow._complete_finished_runs(v_count_runs, v_count_steps);
     END IF;
 
     FOREACH v_position IN ARRAY coalesce(v_one_by_one, '{}') LOOP
