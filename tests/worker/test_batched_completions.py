@@ -161,6 +161,96 @@ def test_claims_follow_the_quantity_and_the_flow(core: Core) -> None:
     assert len(_complete_batch(core, [], qty=10, flow="claims")) == 2
 
 
+def _messages(core: Core, flow: str) -> dict[tuple[str, str, int], dict[str, Any]]:
+    return {
+        (m["message"]["run_id"], m["message"]["step_slug"], m["message"]["task_index"]): m
+        for m in core.queue(flow)
+    }
+
+
+def test_released_tasks_are_started_for_the_freed_slots_as_they_are_inserted(
+    core: Core,
+) -> None:
+    core.flow("pre", [("a", []), ("b", ["a"], {"timeout": 7})])
+    working = [core.start_flow("pre", {"n": n})["run_id"] for n in range(3)]
+    first = _claim(core, "pre")
+    backlog = [core.start_flow("pre", {"n": n})["run_id"] for n in range(3, 5)]
+
+    claimed = _complete_batch(core, [_completion(t, t["flow_input"]["n"]) for t in first], 4, "pre")
+
+    # The three b tasks the batch released come first, then one a of the backlog, oldest first.
+    assert [(t["run_id"], t["step_slug"]) for t in claimed] == [
+        *((run, "b") for run in sorted(working)),
+        (backlog[0], "a"),
+    ]
+    messages = _messages(core, "pre")
+    for n, run in enumerate(working):
+        (task,) = (t for t in claimed if t["run_id"] == run)
+        assert task["input"] == {"run": {"n": n}, "a": n}
+        assert task["flow_input"] == {"n": n}
+        assert task["attempt"] == 1
+        row = core.task(run, "b")
+        assert row["status"] == "started"
+        assert row["attempts_count"] == 1
+        assert row["last_worker_id"] == core.worker_id
+        assert row["started_at"] == row["queued_at"]
+        assert task["msg_id"] == row["message_id"]
+        # Hidden as start_tasks hides a started task's message: the step's timeout + 2 s.
+        message = messages[(str(run), "b", 0)]
+        assert message["read_ct"] == 0
+        assert 8 < message["vt_in"] <= 9
+        assert core.states(run)["b"]["status"] == "started"
+    assert messages[(str(backlog[0]), "a", 0)]["read_ct"] == 1
+    assert core.task(backlog[1], "a")["status"] == "queued"
+
+    # Completing them finishes the runs as if they had been read and started.
+    assert _complete_batch(core, [_completion(t, "done") for t in claimed[:3]], 0, "pre") == []
+    for run in working:
+        assert core.run(run)["status"] == "completed"
+        assert core.run(run)["output"] == {"b": "done"}
+
+
+def test_only_what_the_slots_take_is_started_the_rest_is_queued(core: Core) -> None:
+    core.flow(
+        "slots",
+        [("a", []), ("fan", ["a"], {"step_type": "map"}), ("later", ["a"], {"start_delay": 30})],
+    )
+    core.flow("other", [("x", [])])
+    run = core.start_flow("slots", {})["run_id"]
+    other = core.start_flow("other", {})["run_id"]
+    tasks = _claim(core, "slots") + _claim(core, "other")
+
+    claimed = _complete_batch(
+        core,
+        [_completion(t, [1, 2, 3] if t["step_slug"] == "a" else "x") for t in tasks],
+        2,
+        "slots",
+    )
+
+    # Two slots: map tasks 0 and 1, started at once; task 2 queued and visible; the delayed
+    # step keeps its start delay.
+    assert [(t["step_slug"], t["task_index"], t["input"]) for t in claimed] == [
+        ("fan", 0, 1),
+        ("fan", 1, 2),
+    ]
+    assert [t["status"] for t in core.tasks(run, "fan")] == ["started", "started", "queued"]
+    assert core.task(run, "later")["status"] == "queued"
+    messages = _messages(core, "slots")
+    assert messages[(str(run), "fan", 2)]["vt_in"] <= 0
+    assert messages[(str(run), "fan", 2)]["read_ct"] == 0
+    assert 29 < messages[(str(run), "later", 0)]["vt_in"] <= 30
+    assert core.run(other)["status"] == "completed"
+
+    # No worker to start them for, or no slot: everything is queued, as complete_task does.
+    for qty, flow in ((0, "slots"), (3, None)):
+        again = core.start_flow("slots", {})["run_id"]
+        (first,) = (t for t in _claim(core, "slots") if t["run_id"] == again)
+        spare = core.start_flow("other", {})["run_id"]
+        (x,) = (t for t in _claim(core, "other") if t["run_id"] == spare)
+        assert _complete_batch(core, [_completion(first, [7]), _completion(x, 1)], qty, flow) == []
+        assert [t["status"] for t in core.tasks(again, "fan")] == ["queued"]
+
+
 def test_a_task_of_a_cancelled_run_is_left_alone(core: Core) -> None:
     core.flow("cancel", [("a", [])])
     kept, cancelled = (core.start_flow("cancel", {})["run_id"] for _ in range(2))

@@ -15,13 +15,26 @@
 -- (by run, step), what the cascade of conditions and taskless steps sends, step:started (by
 -- run, step), run:completed (by run). One by one, a step started by the first completion of
 -- a run would be announced before the run's second step:completed; here after it.
+--
+-- Up to p_prestart tasks of the steps it starts, of flow p_claim_flow, are started for worker
+-- p_worker_id as they are inserted, instead of being queued for the worker to read and start
+-- a moment later (complete_tasks_and_claim, with the slots the batch frees); their message
+-- ids are returned. None when p_prestart is 0 or p_worker_id NULL: then the state is exactly
+-- that of the one-by-one completions.
+--
+-- The version without the claim (four arguments, returning nothing) goes.
+DROP FUNCTION IF EXISTS pgflow._complete_task_batch(uuid[], text[], int[], jsonb[]);
+
 CREATE OR REPLACE FUNCTION pgflow._complete_task_batch(
     p_run_ids uuid[],
     p_step_slugs text[],
     p_task_indexes int[],
-    p_outputs jsonb[]
+    p_outputs jsonb[],
+    p_claim_flow text,
+    p_worker_id uuid,
+    p_prestart int
 )
-RETURNS void
+RETURNS bigint[]
 LANGUAGE plpgsql
 VOLATILE
 SET search_path = ''
@@ -65,7 +78,16 @@ DECLARE
     s_started_at timestamptz[];
     s_tasks int[];
     s_deps int[];
+    -- Tasks of the started steps, whether started for the worker at once, and the delay of
+    -- their messages.
+    t_run uuid[];
+    t_step text[];
+    t_flow text[];
+    t_index int[];
+    t_started boolean[];
+    t_delay int[];
     v_group record;
+    v_started_messages bigint[] := '{}';
 BEGIN
     PERFORM 1 FROM pgflow.runs AS r
     WHERE r.run_id = ANY (p_run_ids)
@@ -335,43 +357,90 @@ BEGIN
              AS st(run_id, step_slug, flow_slug, started_at, remaining_tasks, remaining_deps);
         PERFORM pgflow._emit_events(v_events, v_payloads, v_flows);
 
-        -- One send per queue and start delay (usually one in all), messages in
-        -- (run, step, task index) order; pgmq returns ids in array order.
-        FOR v_group IN
-            SELECT st.flow_slug, coalesce(s.opt_start_delay, 0) AS delay
-            FROM unnest(s_flow, s_step) AS st(flow_slug, step_slug)
+        -- The tasks of the started steps, in (run, step, task index) order. The first
+        -- p_prestart of those the worker can take (of p_claim_flow, no start delay) are
+        -- inserted started for p_worker_id, their messages sent hidden for the step's timeout
+        -- + 2 s: the state claim_tasks would reach reading and starting them in this
+        -- transaction (but for the messages' read_ct, left at 0), with each task and message
+        -- written once instead of twice.
+        WITH tasks AS (
+            SELECT st.run_id, st.step_slug, st.flow_slug, i AS task_index,
+                   coalesce(s.opt_start_delay, 0) AS start_delay,
+                   coalesce(s.opt_timeout, f.opt_timeout) + 2 AS hidden_for,
+                   p_worker_id IS NOT NULL
+                       AND st.flow_slug = p_claim_flow
+                       AND coalesce(s.opt_start_delay, 0) = 0 AS takeable
+            FROM unnest(s_run, s_step, s_flow, s_tasks)
+                 AS st(run_id, step_slug, flow_slug, remaining_tasks)
             JOIN pgflow.steps AS s ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
-            GROUP BY 1, 2
-            ORDER BY 1, 2
+            JOIN pgflow.flows AS f ON f.flow_slug = st.flow_slug
+            CROSS JOIN LATERAL generate_series(0, st.remaining_tasks - 1) AS i
+        ),
+        decided AS (
+            SELECT tk.*,
+                   tk.takeable
+                   AND row_number() OVER (
+                       PARTITION BY tk.takeable ORDER BY tk.run_id, tk.step_slug, tk.task_index
+                   ) <= coalesce(p_prestart, 0) AS started
+            FROM tasks AS tk
+        )
+        SELECT array_agg(d.run_id ORDER BY d.run_id, d.step_slug, d.task_index),
+               array_agg(d.step_slug ORDER BY d.run_id, d.step_slug, d.task_index),
+               array_agg(d.flow_slug ORDER BY d.run_id, d.step_slug, d.task_index),
+               array_agg(d.task_index ORDER BY d.run_id, d.step_slug, d.task_index),
+               array_agg(d.started ORDER BY d.run_id, d.step_slug, d.task_index),
+               array_agg(CASE WHEN d.started THEN d.hidden_for ELSE d.start_delay END
+                         ORDER BY d.run_id, d.step_slug, d.task_index)
+        INTO t_run, t_step, t_flow, t_index, t_started, t_delay
+        FROM decided AS d;
+
+        -- One send per queue, state and delay (usually one or two in all), messages in the
+        -- tasks' order; pgmq returns ids in array order.
+        FOR v_group IN
+            SELECT DISTINCT t.flow_slug, t.started, t.delay
+            FROM unnest(t_flow, t_started, t_delay) AS t(flow_slug, started, delay)
+            ORDER BY 1, 2 DESC, 3
         LOOP
             WITH tasks AS (
-                SELECT st.run_id, st.step_slug, i AS task_index,
-                       row_number() OVER (ORDER BY st.run_id, st.step_slug, i) AS position
-                FROM unnest(s_run, s_step, s_flow, s_tasks)
-                     AS st(run_id, step_slug, flow_slug, remaining_tasks)
-                JOIN pgflow.steps AS s
-                  ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
-                CROSS JOIN LATERAL generate_series(0, st.remaining_tasks - 1) AS i
-                WHERE st.flow_slug = v_group.flow_slug
-                  AND coalesce(s.opt_start_delay, 0) = v_group.delay
+                SELECT t.run_id, t.step_slug, t.task_index,
+                       row_number() OVER (ORDER BY t.position) AS position
+                FROM unnest(t_run, t_step, t_flow, t_index, t_started, t_delay)
+                     WITH ORDINALITY AS t(run_id, step_slug, flow_slug, task_index, started, delay, position)
+                WHERE t.flow_slug = v_group.flow_slug
+                  AND t.started = v_group.started
+                  AND t.delay = v_group.delay
+            ),
+            inserted AS (
+                INSERT INTO pgflow.step_tasks AS nt (
+                    flow_slug, run_id, step_slug, task_index, message_id,
+                    status, attempts_count, started_at, last_worker_id
+                )
+                SELECT v_group.flow_slug, tk.run_id, tk.step_slug, tk.task_index, m.msg_id,
+                       CASE WHEN v_group.started THEN 'started' ELSE 'queued' END,
+                       CASE WHEN v_group.started THEN 1 ELSE 0 END,
+                       CASE WHEN v_group.started THEN now() END,
+                       CASE WHEN v_group.started THEN p_worker_id END
+                FROM pgmq.send_batch(
+                    v_group.flow_slug,
+                    ARRAY(
+                        SELECT jsonb_build_object(
+                            'flow_slug', v_group.flow_slug,
+                            'run_id', tk.run_id,
+                            'step_slug', tk.step_slug,
+                            'task_index', tk.task_index
+                        )
+                        FROM tasks AS tk
+                        ORDER BY tk.position
+                    ),
+                    v_group.delay
+                ) WITH ORDINALITY AS m(msg_id, position)
+                JOIN tasks AS tk ON tk.position = m.position
+                RETURNING nt.message_id
             )
-            INSERT INTO pgflow.step_tasks (flow_slug, run_id, step_slug, task_index, message_id)
-            SELECT v_group.flow_slug, tk.run_id, tk.step_slug, tk.task_index, m.msg_id
-            FROM pgmq.send_batch(
-                v_group.flow_slug,
-                ARRAY(
-                    SELECT jsonb_build_object(
-                        'flow_slug', v_group.flow_slug,
-                        'run_id', tk.run_id,
-                        'step_slug', tk.step_slug,
-                        'task_index', tk.task_index
-                    )
-                    FROM tasks AS tk
-                    ORDER BY tk.position
-                ),
-                v_group.delay
-            ) WITH ORDINALITY AS m(msg_id, position)
-            JOIN tasks AS tk ON tk.position = m.position;
+            SELECT v_started_messages || coalesce(array_agg(i.message_id), '{}')
+            INTO v_started_messages
+            FROM inserted AS i
+            WHERE v_group.started;
         END LOOP;
     END IF;
 
@@ -388,5 +457,7 @@ BEGIN
             p_outputs[v_position]
         );
     END LOOP;
+
+    RETURN v_started_messages;
 END;
 $$;

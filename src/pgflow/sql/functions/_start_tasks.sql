@@ -10,11 +10,21 @@
 -- p_read_vt: how long the caller's read hid the messages, when it read them in this same
 -- transaction. Every started task's message is hidden for its step's timeout + 2 s; those
 -- already hidden for exactly that long are not updated a second time (NULL: all are).
+--
+-- p_started_msg_ids: messages of tasks that this transaction has already started for
+-- p_worker_id (complete_tasks_and_claim starts the tasks it releases as it inserts them,
+-- their messages sent hidden for the timeout): returned like the others, with their input,
+-- and neither updated nor hidden again.
+--
+-- The version without p_started_msg_ids goes: a call with four arguments would be ambiguous.
+DROP FUNCTION IF EXISTS pgflow._start_tasks(text, bigint[], uuid, int);
+
 CREATE OR REPLACE FUNCTION pgflow._start_tasks(
     p_flow_slug text,
     p_msg_ids bigint[],
     p_worker_id uuid,
-    p_read_vt int
+    p_read_vt int,
+    p_started_msg_ids bigint[]
 )
 RETURNS TABLE (
     flow_slug text,
@@ -38,7 +48,7 @@ AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
-    WITH started AS (
+    WITH updated AS (
         -- Only queued tasks: a redelivered message of a task that is already running (or
         -- done) must not start it twice. Tasks of failed or cancelled runs are left alone,
         -- and so are those of skipped steps (a message read just before the skip).
@@ -59,12 +69,22 @@ BEGIN
         RETURNING t.flow_slug, t.run_id, t.step_slug, t.task_index, t.message_id,
                   t.attempts_count
     ),
+    started AS (
+        SELECT * FROM updated
+        UNION ALL
+        SELECT t.flow_slug, t.run_id, t.step_slug, t.task_index, t.message_id, t.attempts_count
+        FROM pgflow.step_tasks AS t
+        WHERE t.flow_slug = p_flow_slug
+          AND t.message_id = ANY (p_started_msg_ids)
+          AND t.status = 'started'
+          AND t.last_worker_id = p_worker_id
+    ),
     visibility AS (
         -- The extra 2 s covers the round trip between the handler finishing and complete_task.
         SELECT v.msg_id
         FROM (
             SELECT array_agg(st.message_id) AS ids, array_agg(o.vt_offset) AS offsets
-            FROM started AS st
+            FROM updated AS st
             JOIN pgflow.steps AS s ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
             JOIN pgflow.flows AS f ON f.flow_slug = st.flow_slug
             CROSS JOIN LATERAL (SELECT coalesce(s.opt_timeout, f.opt_timeout) + 2) AS o(vt_offset)

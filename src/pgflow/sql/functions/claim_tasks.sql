@@ -59,6 +59,6 @@ BEGIN
 
     RETURN QUERY
     SELECT s.run_id, s.step_slug, s.input, s.msg_id, s.task_index, s.attempt, s.flow_input
-    FROM pgflow._start_tasks(claim_tasks.flow_slug, v_read, claim_tasks.worker_id, claim_tasks.vt) AS s;
+    FROM pgflow._start_tasks(claim_tasks.flow_slug, v_read, claim_tasks.worker_id, claim_tasks.vt, NULL) AS s;
 END;
 $$;

@@ -12,9 +12,12 @@
 -- locked in run_id order whatever the order given: two workers completing tasks of the same
 -- runs cannot deadlock. Any error rolls the whole batch back.
 --
--- Then up to p_claim_qty ready tasks of p_flow_slug are claimed as claim_tasks does (none when
--- p_claim_qty < 1 or p_flow_slug is null). Unlike complete_task_and_claim this does not depend
--- on the completions: the worker asks for what its freed slots can take. The flow is a
+-- Then up to p_claim_qty ready tasks of p_flow_slug are claimed (none when p_claim_qty < 1 or
+-- p_flow_slug is null): first those of the steps the batch started (of p_flow_slug, without a
+-- start delay), started as they are inserted (see _complete_task_batch), then as claim_tasks
+-- does. So a worker finishes the runs it works on before it takes new ones, and those tasks
+-- are not written a second time to be read and started; their messages, hidden for the
+-- step's timeout + 2 s as claim_tasks would hide them, keep read_ct 0. The flow is a
 -- parameter because a batch need not hold any task that was still running.
 CREATE OR REPLACE FUNCTION pgflow.complete_tasks_and_claim(
     p_completions jsonb,
@@ -45,6 +48,8 @@ DECLARE
     v_step_slugs text[];
     v_task_indexes int[];
     v_outputs jsonb[];
+    v_claim_qty int := 0;
+    v_started bigint[];
 BEGIN
     IF jsonb_typeof(p_completions) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'p_completions must be a JSON array of completions, got %',
@@ -76,16 +81,30 @@ BEGIN
     FROM jsonb_array_elements(p_completions) WITH ORDINALITY AS c(value, position);
     -- One completion (an idle worker reports each at once) takes complete_task's lean path,
     -- which costs fewer statements than the set-based one for a single task.
+    IF p_flow_slug IS NOT NULL AND p_claim_qty > 0 THEN
+        v_claim_qty := p_claim_qty;
+    END IF;
     IF cardinality(v_run_ids) = 1 THEN
         PERFORM pgflow.complete_task(v_run_ids[1], v_step_slugs[1], v_task_indexes[1], v_outputs[1]);
     ELSIF v_run_ids IS NOT NULL THEN
-        PERFORM pgflow._complete_task_batch(v_run_ids, v_step_slugs, v_task_indexes, v_outputs);
+        -- The tasks it releases that the freed slots can take are started as they are
+        -- inserted: this worker continues the runs it is working on before it takes new ones
+        -- from the queue, and writes each of those tasks and messages once.
+        v_started := pgflow._complete_task_batch(
+            v_run_ids, v_step_slugs, v_task_indexes, v_outputs, p_flow_slug, p_worker_id, v_claim_qty
+        );
     END IF;
 
-    IF p_flow_slug IS NULL OR p_claim_qty IS NULL OR p_claim_qty < 1 THEN
+    IF cardinality(v_started) > 0 THEN
+        RETURN QUERY
+        SELECT s.run_id, s.step_slug, s.input, s.msg_id, s.task_index, s.attempt, s.flow_input
+        FROM pgflow._start_tasks(p_flow_slug, '{}', p_worker_id, NULL, v_started) AS s;
+        v_claim_qty := v_claim_qty - cardinality(v_started);
+    END IF;
+    IF v_claim_qty < 1 THEN
         RETURN;
     END IF;
     RETURN QUERY
-    SELECT * FROM pgflow.claim_tasks(p_flow_slug, p_claim_qty, p_claim_vt, p_worker_id);
+    SELECT * FROM pgflow.claim_tasks(p_flow_slug, v_claim_qty, p_claim_vt, p_worker_id);
 END;
 $$;

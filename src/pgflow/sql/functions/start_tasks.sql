@@ -13,6 +13,6 @@ AS $$
 BEGIN
     RETURN QUERY
     SELECT s.flow_slug, s.run_id, s.step_slug, s.input, s.msg_id, s.task_index
-    FROM pgflow._start_tasks(start_tasks.flow_slug, start_tasks.msg_ids, start_tasks.worker_id, NULL) AS s;
+    FROM pgflow._start_tasks(start_tasks.flow_slug, start_tasks.msg_ids, start_tasks.worker_id, NULL, NULL) AS s;
 END;
 $$;
