@@ -97,6 +97,35 @@ def test_tasks_queued_after_the_claiming_transaction_began_are_handed_back(
     assert len(_claim(core, "late")) == 1
 
 
+def test_a_claim_starts_what_it_can_and_hands_back_what_was_queued_after_it_began(
+    core: Core, pgflow_database_url: str
+) -> None:
+    core.flow("mixed", [("a", [])])
+    before = core.start_flow("mixed", {"n": 1})
+    with psycopg.connect(pgflow_database_url) as early:
+        early.execute("SELECT now()")
+        with psycopg.connect(pgflow_database_url, autocommit=True) as other:
+            other.execute("SELECT pgflow.start_flow('mixed', '{}'::jsonb)")
+        claimed = early.execute(
+            "SELECT run_id FROM pgflow.claim_tasks('mixed', 10, 30, %s)", (core.worker_id,)
+        ).fetchall()
+        # start_tasks, given the later message by hand, leaves its task too (no error).
+        later_id = max(m["msg_id"] for m in core.queue("mixed"))
+        assert (
+            early.execute(
+                "SELECT * FROM pgflow.start_tasks('mixed', %s::bigint[], %s)",
+                ([later_id], core.worker_id),
+            ).fetchall()
+            == []
+        )
+        early.commit()
+    assert claimed == [(before["run_id"],)]
+    later = [m for m in core.queue("mixed") if m["msg_id"] == later_id]
+    assert later[0]["vt_in"] <= 0.5
+    (task,) = _claim(core, "mixed")
+    assert task["msg_id"] == later_id
+
+
 def _claim_in_one_transaction(
     url: str, core: Core, flow: str, vt: int
 ) -> tuple[list[tuple[object, ...]], int]:

@@ -189,7 +189,18 @@ BEGIN
         ELSIF cardinality(v_started_steps) > 0 THEN
             PERFORM pgflow._send_step_tasks(p_flow_slug, p_run_id, v_started_steps, v_task_counts);
         END IF;
-        PERFORM pgflow._complete_finished_runs(ARRAY[p_run_id], ARRAY[CASE WHEN v_cascade THEN 0 ELSE 1 END]);
+        IF v_cascade THEN
+            PERFORM pgflow._complete_finished_runs(ARRAY[p_run_id], ARRAY[0]);
+        ELSE
+            -- A step before the last is counted off here (a function call costs more than
+            -- the update); the last completes the run in the same write.
+            UPDATE pgflow.runs AS r
+            SET remaining_steps = r.remaining_steps - 1
+            WHERE r.run_id = p_run_id AND r.remaining_steps > 1;
+            IF NOT FOUND THEN
+                PERFORM pgflow._complete_finished_runs(ARRAY[p_run_id], ARRAY[1]);
+            END IF;
+        END IF;
     END IF;
 
     RETURN v_task;

@@ -61,6 +61,9 @@ BEGIN
         WHERE t.flow_slug = p_flow_slug
           AND t.message_id = ANY (p_msg_ids)
           AND t.status = 'queued'
+          -- A task queued by a transaction that began after this one waits for a later
+          -- claim (started_at would precede queued_at; see claim_tasks).
+          AND t.queued_at <= now()
           AND r.run_id = t.run_id
           AND r.status NOT IN ('failed', 'cancelled')
           AND ss.run_id = t.run_id
