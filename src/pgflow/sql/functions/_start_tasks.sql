@@ -82,6 +82,15 @@ BEGIN
           AND t.status = 'started'
           AND t.last_worker_id = p_worker_id
     ),
+    run_inputs AS MATERIALIZED (
+        -- Each run's input read once per claim ("#> '{}'" hands back the whole value, read
+        -- out of its compressed storage): every task of a root map takes one element of it,
+        -- and reading it once per task decompressed the whole array each time (a fifth of
+        -- the server's time while a 10,000-item map drained).
+        SELECT r.run_id, r.input #> '{}' AS input
+        FROM pgflow.runs AS r
+        WHERE r.run_id IN (SELECT st.run_id FROM started AS st)
+    ),
     visibility AS (
         -- The extra 2 s covers the round trip between the handler finishing and complete_task.
         SELECT v.msg_id
@@ -102,7 +111,7 @@ BEGIN
            CASE
                -- Root map: the task's element of the run input.
                WHEN s.step_type = 'map' AND s.deps_count = 0 THEN
-                   r.input -> st.task_index
+                   ri.input -> st.task_index
                -- Dependent map: element task_index of the parent's output. For a map parent
                -- that element is the output of the parent task with the same index, read
                -- directly instead of aggregating the whole array for every task.
@@ -128,7 +137,7 @@ BEGIN
                -- out: that function cannot be inlined (it sets search_path) and, before
                -- PostgreSQL 18, a call plans its body again, once per parent of every task.
                ELSE
-                   jsonb_build_object('run', r.input) || coalesce((
+                   jsonb_build_object('run', ri.input) || coalesce((
                        SELECT jsonb_object_agg(
                            d.dep_slug,
                            CASE
@@ -163,10 +172,10 @@ BEGIN
            st.task_index,
            st.attempts_count AS attempt,
            CASE WHEN row_number() OVER (PARTITION BY st.run_id ORDER BY st.message_id) = 1
-                THEN r.input
+                THEN ri.input
            END AS flow_input
     FROM started AS st
-    JOIN pgflow.runs AS r ON r.run_id = st.run_id
+    JOIN run_inputs AS ri ON ri.run_id = st.run_id
     JOIN pgflow.steps AS s ON s.flow_slug = st.flow_slug AND s.step_slug = st.step_slug
     -- Referencing the visibility CTE is what makes it run; it yields a single row.
     CROSS JOIN (SELECT count(*) FROM visibility) AS vt_done
