@@ -11,6 +11,7 @@ import pytest
 
 from pgflow import Context, Flow, job
 from pgflow.worker import Worker
+from pgflow.worker._runner import RUN_INPUTS_KEPT
 
 from .conftest import rows, start_run, wait_for_run
 
@@ -90,6 +91,24 @@ async def test_every_map_task_sees_the_whole_run_input(pgflow_database_url: str)
     for run in runs:
         assert run["status"] == "completed"
         assert run["output"] == {"seen": [[n, items] for n in items]}
+
+
+async def test_run_inputs_parsed_once_stay_each_runs_own(pgflow_database_url: str) -> None:
+    # The worker keeps the last few run inputs it parsed (a claim sends them again): more runs
+    # than it keeps, interleaved in claims, each task still sees its own run's input.
+    flow: Flow[list[Any]] = Flow("own_input")
+
+    @flow.map()
+    def seen(item: Any, ctx: Context) -> Any:
+        return ctx.flow_input
+
+    inputs: list[list[Any]] = [[n, {"n": n}, None] for n in range(RUN_INPUTS_KEPT + 8)]
+    async with Worker([flow], database_url=pgflow_database_url, batch_size=5, **FAST):
+        run_ids = [await start_run(pgflow_database_url, "own_input", i) for i in inputs]
+        runs = [await wait_for_run(pgflow_database_url, run_id) for run_id in run_ids]
+    for items, run in zip(inputs, runs, strict=True):
+        assert run["status"] == "completed"
+        assert run["output"] == {"seen": [items] * len(items)}
 
 
 async def test_exceptions_are_retried_then_fail_the_run(pgflow_database_url: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -40,6 +41,9 @@ _BACKOFF_START, _BACKOFF_MAX = 0.2, 10.0
 #: Most completions sent in one complete_tasks_and_claim call (one transaction holding the
 #: rows of that many runs locked).
 MAX_COMPLETION_BATCH = 100
+#: Parsed run inputs a runner keeps (see FlowRunner._run_input): the runs whose tasks it is
+#: claiming now; a map's tasks come from one run for a long while.
+RUN_INPUTS_KEPT = 32
 
 
 class Stats:
@@ -117,6 +121,8 @@ class FlowRunner:
         # news, so it does not trigger a poll (most of a chain's hops are claimed that way).
         self._single_steps = {s.slug for s in flow.steps if s.step_type == "single"}
         self._claimed_singles: dict[tuple[str, str], None] = {}
+        #: Parsed inputs of the runs claimed last, oldest first (see _run_input).
+        self._run_inputs: dict[Any, Any] = {}
         self._next_visible = sql.SQL(core_sql.query("worker_next_visible")).format(
             table=sql.Identifier(f"q_{flow.slug.lower()}")
         )
@@ -241,13 +247,15 @@ class FlowRunner:
         ]
 
     def _dispatch(self, records: list[dict[str, Any]]) -> None:
-        # claim_tasks sends a run's input with one of its tasks only (the others have NULL).
+        # claim_tasks sends a run's input with one of its tasks only (the others have NULL),
+        # as JSON text, parsed here once per run (see _run_input).
         flow_inputs: dict[Any, Any] = {}
         for record in records:
-            if record.get("flow_input") is not None or record["run_id"] not in flow_inputs:
-                flow_inputs[record["run_id"]] = record.get("flow_input")
+            text = record.get("flow_input")
+            if text is not None and record["run_id"] not in flow_inputs:
+                flow_inputs[record["run_id"]] = self._run_input(record["run_id"], text)
         for record in records:
-            record["flow_input"] = flow_inputs[record["run_id"]]
+            record["flow_input"] = flow_inputs.get(record["run_id"])
             if record["step_slug"] in self._single_steps:
                 self._claimed_singles[(str(record["run_id"]), record["step_slug"])] = None
                 while len(self._claimed_singles) > 1000:  # events may be switched off
@@ -255,6 +263,20 @@ class FlowRunner:
             task = asyncio.create_task(self._run_task(record))
             self.in_flight.add(task)
             task.add_done_callback(self._finished)
+
+    def _run_input(self, run_id: Any, text: str) -> Any:
+        """The run input, parsed from ``text`` unless this run's was parsed before: every claim
+        sends it again (with one task of the run), and the tasks of a map over a large input
+        come ten at a time, so parsing it each time was a third of a worker's time draining a
+        10,000-item map. A run's input never changes; the last few are kept."""
+        if run_id in self._run_inputs:
+            value = self._run_inputs.pop(run_id)
+        else:
+            value = json.loads(text)
+            while len(self._run_inputs) >= RUN_INPUTS_KEPT:
+                self._run_inputs.pop(next(iter(self._run_inputs)))
+        self._run_inputs[run_id] = value
+        return value
 
     async def _idle_time(self) -> float:
         """How long to sleep when there is nothing to do: until the next delayed message
