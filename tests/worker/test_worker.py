@@ -6,12 +6,14 @@ import asyncio
 import time
 from typing import Any
 
+import psycopg
 import pydantic
 import pytest
 
 from pgflow import Context, Flow, job
+from pgflow.flows import aensure_flow
 from pgflow.worker import Worker
-from pgflow.worker._runner import RUN_INPUTS_KEPT
+from pgflow.worker._runner import RUN_INPUTS_KEPT, FlowRunner
 
 from .conftest import rows, start_run, wait_for_run
 
@@ -105,6 +107,35 @@ async def test_run_inputs_parsed_once_stay_each_runs_own(pgflow_database_url: st
     inputs: list[list[Any]] = [[n, {"n": n}, None] for n in range(RUN_INPUTS_KEPT + 8)]
     async with Worker([flow], database_url=pgflow_database_url, batch_size=5, **FAST):
         run_ids = [await start_run(pgflow_database_url, "own_input", i) for i in inputs]
+        runs = [await wait_for_run(pgflow_database_url, run_id) for run_id in run_ids]
+    for items, run in zip(inputs, runs, strict=True):
+        assert run["status"] == "completed"
+        assert run["output"] == {"seen": [items] * len(items)}
+
+
+async def test_a_run_input_left_out_of_a_claim_is_read_when_not_held(
+    pgflow_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A claim leaves out the inputs of the runs the worker says it holds; if it no longer
+    # holds one when the tasks arrive (another claim pushed it out), it reads it again.
+    flow: Flow[list[Any]] = Flow("left_out")
+
+    @flow.map()
+    def seen(item: Any, ctx: Context) -> Any:
+        return ctx.flow_input
+
+    async with await psycopg.AsyncConnection.connect(pgflow_database_url) as conn:
+        await aensure_flow(conn, flow)
+        await conn.commit()
+    inputs = [[n, {"n": n}] for n in range(3)]
+    run_ids = [await start_run(pgflow_database_url, "left_out", i) for i in inputs]
+    claim_params = FlowRunner._claim_params
+
+    def claiming_to_hold_every_run(self: FlowRunner, qty: int) -> dict[str, Any]:
+        return claim_params(self, qty) | {"known_runs": run_ids}
+
+    monkeypatch.setattr(FlowRunner, "_claim_params", claiming_to_hold_every_run)
+    async with Worker([flow], database_url=pgflow_database_url, **FAST):
         runs = [await wait_for_run(pgflow_database_url, run_id) for run_id in run_ids]
     for items, run in zip(inputs, runs, strict=True):
         assert run["status"] == "completed"

@@ -44,6 +44,8 @@ MAX_COMPLETION_BATCH = 100
 #: Parsed run inputs a runner keeps (see FlowRunner._run_input): the runs whose tasks it is
 #: claiming now; a map's tasks come from one run for a long while.
 RUN_INPUTS_KEPT = 32
+#: The run input of a claimed task that the claim left out and the runner no longer holds.
+_UNKNOWN_INPUT = object()
 
 
 class Stats:
@@ -211,6 +213,7 @@ class FlowRunner:
             "vt": self.claim_visibility,
             "qty": qty,
             "worker_id": self.worker_id,
+            "known_runs": list(self._run_inputs),
         }
 
     async def _claim(self, qty: int) -> list[dict[str, Any]]:
@@ -248,14 +251,20 @@ class FlowRunner:
 
     def _dispatch(self, records: list[dict[str, Any]]) -> None:
         # claim_tasks sends a run's input with one of its tasks only (the others have NULL),
-        # as JSON text, parsed here once per run (see _run_input).
+        # as JSON text, parsed here once per run (see _run_input); not at all when the claim
+        # said this worker holds it (known_runs). Those are taken first, before parsing new
+        # ones can push them out; one pushed out by another claim meanwhile is read again.
         flow_inputs: dict[Any, Any] = {}
+        for record in records:
+            run_id = record["run_id"]
+            if run_id not in flow_inputs and run_id in self._run_inputs:
+                flow_inputs[run_id] = self._run_inputs[run_id]
         for record in records:
             text = record.get("flow_input")
             if text is not None and record["run_id"] not in flow_inputs:
                 flow_inputs[record["run_id"]] = self._run_input(record["run_id"], text)
         for record in records:
-            record["flow_input"] = flow_inputs.get(record["run_id"])
+            record["flow_input"] = flow_inputs.get(record["run_id"], _UNKNOWN_INPUT)
             if record["step_slug"] in self._single_steps:
                 self._claimed_singles[(str(record["run_id"]), record["step_slug"])] = None
                 while len(self._claimed_singles) > 1000:  # events may be switched off
@@ -277,6 +286,14 @@ class FlowRunner:
                 self._run_inputs.pop(next(iter(self._run_inputs)))
         self._run_inputs[run_id] = value
         return value
+
+    async def _read_run_input(self, run_id: Any) -> Any:
+        """A run's input, read from the database: the claim left it out, as this worker held
+        it, but it was no longer kept when the tasks arrived (rare)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT input FROM pgflow.runs WHERE run_id = %s", (run_id,))
+            row = await cur.fetchone()
+        return None if row is None else row[0]
 
     async def _idle_time(self) -> float:
         """How long to sleep when there is nothing to do: until the next delayed message
@@ -301,6 +318,8 @@ class FlowRunner:
             )
         else:
             task_input = record["input"]
+            if record["flow_input"] is _UNKNOWN_INPUT:
+                record["flow_input"] = await self._read_run_input(record["run_id"])
             ctx = Context(
                 run_id=record["run_id"],
                 flow_slug=self.flow.slug,
@@ -411,6 +430,7 @@ class FlowRunner:
                                     "qty": qty,
                                     "vt": self.claim_visibility,
                                     "worker_id": self.worker_id,
+                                    "known_runs": list(self._run_inputs),
                                 },
                             )
                             claimed = await cur.fetchall()

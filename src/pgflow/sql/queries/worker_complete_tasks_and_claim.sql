@@ -1,6 +1,7 @@
--- The run input as JSON text: the worker parses it once per run, not with every claim.
+-- The run input as JSON text, which the worker parses once per run, and not at all for the
+-- runs whose input it already holds (known_runs): a map's tasks come ten at a time with it.
 SELECT run_id, step_slug, input, msg_id, task_index, attempt,
-       flow_input::text AS flow_input
+       CASE WHEN run_id <> ALL (%(known_runs)s::uuid[]) THEN flow_input::text END AS flow_input
 FROM pgflow.complete_tasks_and_claim(
     %(completions)s, %(qty)s, %(vt)s, %(worker_id)s, %(flow_slug)s
 )
