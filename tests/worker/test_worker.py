@@ -142,6 +142,44 @@ async def test_a_run_input_left_out_of_a_claim_is_read_when_not_held(
         assert run["output"] == {"seen": [items] * len(items)}
 
 
+async def test_a_run_input_that_cannot_be_read_again_fails_the_attempt(
+    pgflow_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow: Flow[dict[str, int]] = Flow("unreadable_input", base_delay=1, max_attempts=2)
+
+    @flow.step()
+    def echo(run: dict[str, int], ctx: Context) -> Any:
+        return ctx.flow_input
+
+    async with await psycopg.AsyncConnection.connect(pgflow_database_url) as conn:
+        await aensure_flow(conn, flow)
+        await conn.commit()
+    run_id = await start_run(pgflow_database_url, "unreadable_input", {"n": 7})
+    claim_params, read_run_input = FlowRunner._claim_params, FlowRunner._read_run_input
+    reads: list[Any] = []
+
+    def claiming_to_hold_it(self: FlowRunner, qty: int) -> dict[str, Any]:
+        return claim_params(self, qty) | {"known_runs": [run_id]}
+
+    async def failing_once(self: FlowRunner, run: Any) -> Any:
+        reads.append(run)
+        if len(reads) == 1:
+            raise psycopg.OperationalError("connection lost")
+        return await read_run_input(self, run)
+
+    monkeypatch.setattr(FlowRunner, "_claim_params", claiming_to_hold_it)
+    monkeypatch.setattr(FlowRunner, "_read_run_input", failing_once)
+    async with Worker([flow], database_url=pgflow_database_url, **FAST):
+        run = await wait_for_run(pgflow_database_url, run_id, timeout=20)
+    assert run["status"] == "completed"
+    assert run["output"] == {"echo": {"n": 7}}
+    (task,) = rows(
+        pgflow_database_url, "SELECT * FROM pgflow.step_tasks WHERE run_id = %s", (run_id,)
+    )
+    assert task["attempts_count"] == 2
+    assert len(reads) == 2
+
+
 async def test_exceptions_are_retried_then_fail_the_run(pgflow_database_url: str) -> None:
     calls: list[int] = []
 

@@ -291,7 +291,7 @@ class FlowRunner:
         """A run's input, read from the database: the claim left it out, as this worker held
         it, but it was no longer kept when the tasks arrived (rare)."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT input FROM pgflow.runs WHERE run_id = %s", (run_id,))
+            cur = await conn.execute(core_sql.query("worker_run_input"), {"run_id": run_id})
             row = await cur.fetchone()
         return None if row is None else row[0]
 
@@ -311,15 +311,19 @@ class FlowRunner:
         step_slug = record["step_slug"]
         try:
             step = self.flow[step_slug]
+            if record["flow_input"] is _UNKNOWN_INPUT:
+                record["flow_input"] = await self._read_run_input(record["run_id"])
         except KeyError:
             outcome = Outcome(
                 error=f"WorkerError: this worker's flow {self.flow.slug!r} has no handler for "
                 f"step {step_slug!r} (the database definition differs from the code)"
             )
+        except psycopg.Error as exc:  # the task fails and is retried, as any other failure
+            outcome = Outcome(
+                error=f"WorkerError: the run input could not be read: {first_line(exc)}"
+            )
         else:
             task_input = record["input"]
-            if record["flow_input"] is _UNKNOWN_INPUT:
-                record["flow_input"] = await self._read_run_input(record["run_id"])
             ctx = Context(
                 run_id=record["run_id"],
                 flow_slug=self.flow.slug,

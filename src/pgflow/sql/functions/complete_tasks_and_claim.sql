@@ -79,11 +79,11 @@ BEGIN
            array_agg(c.value -> 'output' ORDER BY c.position)
     INTO v_run_ids, v_step_slugs, v_task_indexes, v_outputs
     FROM jsonb_array_elements(p_completions) WITH ORDINALITY AS c(value, position);
-    -- One completion (an idle worker reports each at once) takes complete_task's lean path,
-    -- which costs fewer statements than the set-based one for a single task.
     IF p_flow_slug IS NOT NULL AND p_claim_qty > 0 THEN
         v_claim_qty := p_claim_qty;
     END IF;
+    -- One completion (an idle worker reports each at once) takes complete_task's lean path,
+    -- which costs fewer statements than the set-based one for a single task.
     IF cardinality(v_run_ids) = 1 THEN
         PERFORM pgflow.complete_task(v_run_ids[1], v_step_slugs[1], v_task_indexes[1], v_outputs[1]);
     ELSIF v_run_ids IS NOT NULL THEN
