@@ -95,22 +95,34 @@ async def test_every_map_task_sees_the_whole_run_input(pgflow_database_url: str)
         assert run["output"] == {"seen": [[n, items] for n in items]}
 
 
-async def test_run_inputs_parsed_once_stay_each_runs_own(pgflow_database_url: str) -> None:
-    # The worker keeps the last few run inputs it parsed (a claim sends them again): more runs
-    # than it keeps, interleaved in claims, each task still sees its own run's input.
-    flow: Flow[list[Any]] = Flow("own_input")
+def _input_echo(slug: str) -> Flow[list[Any]]:
+    """A map whose every task returns the run input its context holds."""
+    flow: Flow[list[Any]] = Flow(slug)
 
     @flow.map()
     def seen(item: Any, ctx: Context) -> Any:
         return ctx.flow_input
 
+    return flow
+
+
+def _assert_each_task_saw_its_run_input(
+    inputs: list[list[Any]], runs: list[dict[str, Any]]
+) -> None:
+    for items, run in zip(inputs, runs, strict=True):
+        assert run["status"] == "completed"
+        assert run["output"] == {"seen": [items] * len(items)}
+
+
+async def test_run_inputs_parsed_once_stay_each_runs_own(pgflow_database_url: str) -> None:
+    # The worker keeps the last few run inputs it parsed (a claim sends them again): more runs
+    # than it keeps, interleaved in claims, each task still sees its own run's input.
+    flow = _input_echo("own_input")
     inputs: list[list[Any]] = [[n, {"n": n}, None] for n in range(RUN_INPUTS_KEPT + 8)]
     async with Worker([flow], database_url=pgflow_database_url, batch_size=5, **FAST):
         run_ids = [await start_run(pgflow_database_url, "own_input", i) for i in inputs]
         runs = [await wait_for_run(pgflow_database_url, run_id) for run_id in run_ids]
-    for items, run in zip(inputs, runs, strict=True):
-        assert run["status"] == "completed"
-        assert run["output"] == {"seen": [items] * len(items)}
+    _assert_each_task_saw_its_run_input(inputs, runs)
 
 
 async def test_a_run_input_left_out_of_a_claim_is_read_when_not_held(
@@ -118,12 +130,7 @@ async def test_a_run_input_left_out_of_a_claim_is_read_when_not_held(
 ) -> None:
     # A claim leaves out the inputs of the runs the worker says it holds; if it no longer
     # holds one when the tasks arrive (another claim pushed it out), it reads it again.
-    flow: Flow[list[Any]] = Flow("left_out")
-
-    @flow.map()
-    def seen(item: Any, ctx: Context) -> Any:
-        return ctx.flow_input
-
+    flow = _input_echo("left_out")
     async with await psycopg.AsyncConnection.connect(pgflow_database_url) as conn:
         await aensure_flow(conn, flow)
         await conn.commit()
@@ -137,9 +144,7 @@ async def test_a_run_input_left_out_of_a_claim_is_read_when_not_held(
     monkeypatch.setattr(FlowRunner, "_claim_params", claiming_to_hold_every_run)
     async with Worker([flow], database_url=pgflow_database_url, **FAST):
         runs = [await wait_for_run(pgflow_database_url, run_id) for run_id in run_ids]
-    for items, run in zip(inputs, runs, strict=True):
-        assert run["status"] == "completed"
-        assert run["output"] == {"seen": [items] * len(items)}
+    _assert_each_task_saw_its_run_input(inputs, runs)
 
 
 async def test_a_run_input_that_cannot_be_read_again_fails_the_attempt(
