@@ -123,7 +123,7 @@ class FlowRunner:
         # news, so it does not trigger a poll (most of a chain's hops are claimed that way).
         self._single_steps = {s.slug for s in flow.steps if s.step_type == "single"}
         self._claimed_singles: dict[tuple[str, str], None] = {}
-        #: Parsed inputs of the runs claimed last, oldest first (see _run_input).
+        #: Parsed inputs of the runs claimed last, least recently claimed first (_dispatch).
         self._run_inputs: dict[Any, Any] = {}
         self._next_visible = sql.SQL(core_sql.query("worker_next_visible")).format(
             table=sql.Identifier(f"q_{flow.slug.lower()}")
@@ -258,7 +258,8 @@ class FlowRunner:
         for record in records:
             run_id = record["run_id"]
             if run_id not in flow_inputs and run_id in self._run_inputs:
-                flow_inputs[run_id] = self._run_inputs[run_id]
+                # Claimed again: kept the longest from now on.
+                flow_inputs[run_id] = self._run_inputs[run_id] = self._run_inputs.pop(run_id)
         for record in records:
             text = record.get("flow_input")
             if text is not None and record["run_id"] not in flow_inputs:
@@ -274,16 +275,13 @@ class FlowRunner:
             task.add_done_callback(self._finished)
 
     def _run_input(self, run_id: Any, text: str) -> Any:
-        """The run input, parsed from ``text`` unless this run's was parsed before: every claim
-        sends it again (with one task of the run), and the tasks of a map over a large input
-        come ten at a time, so parsing it each time was a third of a worker's time draining a
-        10,000-item map. A run's input never changes; the last few are kept."""
-        if run_id in self._run_inputs:
-            value = self._run_inputs.pop(run_id)
-        else:
-            value = json.loads(text)
-            while len(self._run_inputs) >= RUN_INPUTS_KEPT:
-                self._run_inputs.pop(next(iter(self._run_inputs)))
+        """The input of a run this runner does not hold, parsed from ``text`` and kept, the
+        least recently claimed pushed out: a claim would send it again with each batch of the
+        run's tasks (a map's come ten at a time), and parsing it each time was a third of a
+        worker's time draining a 10,000-item map. A run's input never changes."""
+        value = json.loads(text)
+        while len(self._run_inputs) >= RUN_INPUTS_KEPT:
+            self._run_inputs.pop(next(iter(self._run_inputs)))
         self._run_inputs[run_id] = value
         return value
 
@@ -429,13 +427,7 @@ class FlowRunner:
                         async with conn.cursor(row_factory=dict_row) as cur:
                             await cur.execute(
                                 core_sql.query("worker_complete_and_claim"),
-                                params
-                                | {
-                                    "qty": qty,
-                                    "vt": self.claim_visibility,
-                                    "worker_id": self.worker_id,
-                                    "known_runs": list(self._run_inputs),
-                                },
+                                params | self._claim_params(qty),
                             )
                             claimed = await cur.fetchall()
                 break
