@@ -319,6 +319,40 @@ async def test_an_idle_worker_is_woken_by_a_notification(pgflow_database_url: st
             ] == "completed"
 
 
+async def test_an_idle_worker_never_claims_from_an_empty_queue(
+    pgflow_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs one at a time: the loop claims a run's first task when its event comes, the reports
+    claim the next hops; no claim comes back empty (a claim that got fewer than it asked for,
+    or a report that found the queue empty, is not followed by another claim, and the event of
+    a step claimed by a report does not trigger one, even when it comes before the report's
+    answer)."""
+    claimed: list[int] = []
+    claim = FlowRunner._claim
+
+    async def counting(self: FlowRunner, qty: int) -> list[dict[str, Any]]:
+        rows = await claim(self, qty)
+        claimed.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(FlowRunner, "_claim", counting)
+    async with Worker(
+        [chain_flow()], database_url=pgflow_database_url, poll_interval=60, summary_interval=3600
+    ) as worker:
+        for _ in range(200):
+            if worker.listening:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        claimed.clear()  # the polls of the start
+        for i in range(5):
+            run_id = await start_run(pgflow_database_url, "chain", {"value": i})
+            assert (await wait_for_run(pgflow_database_url, run_id, timeout=20))[
+                "status"
+            ] == "completed"
+    assert claimed == [1] * 5
+
+
 async def test_registration_heartbeat_and_deprecation(pgflow_database_url: str) -> None:
     worker = Worker(
         [chain_flow()], database_url=pgflow_database_url, function_name="test-fn", **FAST

@@ -395,7 +395,7 @@ class Worker:
                     self.listening = True
                     backoff = 0.5
                     for runner in self.runners.values():
-                        runner.wake.set()
+                        runner.poke()
                     async for note in conn.notifies():
                         self._dispatch(note.payload)
             except asyncio.CancelledError:
@@ -480,7 +480,7 @@ class Worker:
             )
         if recovered:
             for runner in self.runners.values():
-                runner.wake.set()
+                runner.poke()
         return recovered
 
     async def _recover(self) -> None:
