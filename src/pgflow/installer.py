@@ -229,6 +229,14 @@ def _foreign_pgflow_schema(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
+#: After the functions: each flow's queue statements written again (their generator, or the
+#: installed pgmq's tables, may have changed; see _create_queue_statements.sql).
+_QUEUE_STATEMENTS = (
+    "SELECT pgflow._create_queue_statements(f.flow_slug, p_replace => true) "
+    "FROM pgflow.flows AS f ORDER BY f.flow_slug"
+)
+
+
 def _apply_functions(conn: psycopg.Connection) -> None:
     # Bodies reference each other; deferring body checks makes file order irrelevant.
     conn.execute("SET LOCAL check_function_bodies = off")
@@ -286,6 +294,7 @@ def _install_schema(
     if recorded.get(FUNCTIONS_RECORD) != checksum and core_sql.functions():
         with conn.transaction():
             _apply_functions(conn)
+            conn.execute(_QUEUE_STATEMENTS)
             conn.execute(
                 _RECORD,
                 {
@@ -428,6 +437,7 @@ def install_script(*, pgmq: PgmqMode = "check") -> str:
         out.append("-- functions (bodies reference each other: checked when first called)")
         out.append("SET LOCAL check_function_bodies = off;")
         out.extend(fn.text.rstrip() for fn in core_sql.functions())
+        out.append(_QUEUE_STATEMENTS + ";")
         out.append(
             "INSERT INTO pgflow.schema_migrations (name, kind, checksum, installed_by) VALUES "
             f"('{FUNCTIONS_RECORD}', 'functions', '{core_sql.functions_checksum()}', "

@@ -147,6 +147,12 @@ def _finish_and_check(
 def _assert_like_fresh_install(upgraded: psycopg.Connection[Any], fresh_url: str) -> None:
     with psycopg.connect(fresh_url) as fresh:
         assert schema_snapshot(upgraded) == schema_snapshot(fresh)
+    # The flows made before have their queue statements (the installer writes them).
+    without = upgraded.execute(
+        "SELECT flow_slug FROM pgflow.flows "
+        "WHERE to_regproc('pgflow._queue_' || lower(flow_slug)) IS NULL"
+    ).fetchall()
+    assert without == []
     names = [
         row["name"]
         for row in upgraded.execute(

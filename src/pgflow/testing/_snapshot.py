@@ -36,10 +36,13 @@ _QUERIES: dict[str, str] = {
         SELECT indexname, indexdef FROM pg_indexes
         WHERE schemaname = ANY(%(schemas)s) ORDER BY 1
     """,
-    "functions": """
+    "functions": r"""
         SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid)
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = ANY(%(schemas)s) AND p.prokind IN ('f', 'p')
+          -- A flow's queue statements (pgflow._queue_<flow>) belong to the flow, as its
+          -- queue's tables do, not to the schema.
+          AND p.proname NOT LIKE '\_queue\_%%'
         ORDER BY 1
     """,
     "triggers": """

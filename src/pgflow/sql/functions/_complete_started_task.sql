@@ -180,7 +180,7 @@ BEGIN
     END IF;
 
     IF v_task.message_id IS NOT NULL THEN
-        PERFORM pgmq.archive(p_flow_slug, v_task.message_id);
+        PERFORM pgflow._on_queue(p_flow_slug, 'archive', ARRAY[v_task.message_id]);
     END IF;
 
     IF v_step_status = 'completed' THEN

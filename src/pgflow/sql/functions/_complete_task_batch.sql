@@ -308,7 +308,7 @@ BEGIN
         GROUP BY m.flow_slug
         ORDER BY m.flow_slug
     LOOP
-        PERFORM pgmq.archive(v_archive.flow_slug, v_archive.ids);
+        PERFORM pgflow._on_queue(v_archive.flow_slug, 'archive', v_archive.ids);
     END LOOP;
 
     IF v_cascade_runs IS NOT NULL THEN
@@ -395,7 +395,7 @@ BEGIN
         FROM decided AS d;
 
         -- One send per queue, state and delay (usually one or two in all), messages in the
-        -- tasks' order; pgmq returns ids in array order.
+        -- tasks' order; the send returns ids in array order.
         FOR v_group IN
             SELECT DISTINCT t.flow_slug, t.started, t.delay
             FROM unnest(t_flow, t_started, t_delay) AS t(flow_slug, started, delay)
@@ -420,9 +420,10 @@ BEGIN
                        CASE WHEN v_group.started THEN 1 ELSE 0 END,
                        CASE WHEN v_group.started THEN now() END,
                        CASE WHEN v_group.started THEN p_worker_id END
-                FROM pgmq.send_batch(
+                FROM unnest(pgflow._on_queue(
                     v_group.flow_slug,
-                    ARRAY(
+                    'send',
+                    p_messages => ARRAY(
                         SELECT jsonb_build_object(
                             'flow_slug', v_group.flow_slug,
                             'run_id', tk.run_id,
@@ -432,8 +433,8 @@ BEGIN
                         FROM tasks AS tk
                         ORDER BY tk.position
                     ),
-                    v_group.delay
-                ) WITH ORDINALITY AS m(msg_id, position)
+                    p_seconds => v_group.delay
+                )) WITH ORDINALITY AS m(msg_id, position)
                 JOIN tasks AS tk ON tk.position = m.position
                 RETURNING nt.message_id
             )

@@ -1,8 +1,8 @@
 -- The tasks of steps of one run that have just been started, each with its queue message:
 -- p_task_counts[i] tasks for step p_step_slugs[i], steps in the order given (message ids are
--- handed out in that order, then by task index). One pgmq.send_batch per step, since each
--- step has its own start delay; the delay applies here only: retries re-use the message and
--- wait by visibility backoff alone. pgmq returns ids in array order, which is how each id is
+-- handed out in that order, then by task index). One send per step, since each step has its
+-- own start delay; the delay applies here only: retries re-use the message and wait by
+-- visibility backoff alone. The send returns ids in array order, which is how each id is
 -- matched to its task_index.
 CREATE OR REPLACE FUNCTION pgflow._send_step_tasks(
     p_flow_slug text,
@@ -26,9 +26,10 @@ BEGIN
     LOOP
         INSERT INTO pgflow.step_tasks (flow_slug, run_id, step_slug, task_index, message_id)
         SELECT p_flow_slug, p_run_id, v_step.step_slug, (m.ord - 1)::int, m.msg_id
-        FROM pgmq.send_batch(
+        FROM unnest(pgflow._on_queue(
             p_flow_slug,
-            ARRAY(
+            'send',
+            p_messages => ARRAY(
                 SELECT jsonb_build_object(
                     'flow_slug', p_flow_slug,
                     'run_id', p_run_id,
@@ -38,8 +39,8 @@ BEGIN
                 FROM generate_series(0, v_step.task_count - 1) AS i
                 ORDER BY i
             ),
-            v_step.delay
-        ) WITH ORDINALITY AS m(msg_id, ord);
+            p_seconds => v_step.delay
+        )) WITH ORDINALITY AS m(msg_id, ord);
     END LOOP;
 END;
 $$;

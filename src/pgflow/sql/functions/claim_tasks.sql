@@ -37,8 +37,9 @@ DECLARE
     v_later bigint[];
     v_started bigint;
 BEGIN
-    SELECT array_agg(m.msg_id) INTO v_read
-    FROM pgmq.read(claim_tasks.flow_slug, claim_tasks.vt, claim_tasks.qty) AS m;
+    v_read := pgflow._on_queue(
+        claim_tasks.flow_slug, 'read', p_seconds => claim_tasks.vt, p_qty => claim_tasks.qty
+    );
     IF v_read IS NULL THEN
         RETURN;
     END IF;

@@ -231,7 +231,7 @@ BEGIN
     END IF;
 
     IF v_task_completed AND v_task.message_id IS NOT NULL THEN
-        PERFORM pgmq.archive(v_run.flow_slug, v_task.message_id);
+        PERFORM pgflow._on_queue(v_run.flow_slug, 'archive', ARRAY[v_task.message_id]);
     END IF;
 
     IF v_step_completed THEN

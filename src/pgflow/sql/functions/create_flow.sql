@@ -19,6 +19,7 @@ AS $$
     WHERE NOT EXISTS (
         SELECT 1 FROM pgmq.list_queues() AS q WHERE q.queue_name = create_flow.flow_slug
     );
+    SELECT pgflow._create_queue_statements(create_flow.flow_slug);
 
     SELECT f.* FROM pgflow.flows AS f WHERE f.flow_slug = create_flow.flow_slug;
 $$;

@@ -12,6 +12,10 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pgmq.list_queues() AS q WHERE q.queue_name = p_flow_slug) THEN
         PERFORM pgmq.drop_queue(p_flow_slug);
     END IF;
+    EXECUTE format(
+        'DROP FUNCTION IF EXISTS pgflow.%I(text, bigint[], jsonb[], integer, integer)',
+        '_queue_' || lower(p_flow_slug)
+    );
     -- Children before parents, following the foreign keys.
     DELETE FROM pgflow.step_tasks AS t WHERE t.flow_slug = p_flow_slug;
     DELETE FROM pgflow.step_states AS s WHERE s.flow_slug = p_flow_slug;
