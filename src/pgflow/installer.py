@@ -230,7 +230,8 @@ def _foreign_pgflow_schema(conn: psycopg.Connection) -> bool:
 
 
 #: After the functions: each flow's queue statements written again (their generator, or the
-#: installed pgmq's tables, may have changed; see _create_queue_statements.sql).
+#: installed pgmq's tables, may have changed; see _create_queue_statements.sql). The SQL
+#: script needs none: it installs into a database without flows.
 _QUEUE_STATEMENTS = (
     "SELECT pgflow._create_queue_statements(f.flow_slug, p_replace => true) "
     "FROM pgflow.flows AS f ORDER BY f.flow_slug"
@@ -437,7 +438,6 @@ def install_script(*, pgmq: PgmqMode = "check") -> str:
         out.append("-- functions (bodies reference each other: checked when first called)")
         out.append("SET LOCAL check_function_bodies = off;")
         out.extend(fn.text.rstrip() for fn in core_sql.functions())
-        out.append(_QUEUE_STATEMENTS + ";")
         out.append(
             "INSERT INTO pgflow.schema_migrations (name, kind, checksum, installed_by) VALUES "
             f"('{FUNCTIONS_RECORD}', 'functions', '{core_sql.functions_checksum()}', "

@@ -4,7 +4,10 @@ functions do, which serve a queue without them."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+
+import psycopg
 
 from pgflow import install
 
@@ -158,3 +161,29 @@ def test_the_installer_writes_every_flows_statements_again(
         == "plpgsql"
     )
     assert _send(conn, "second", _messages(1), 0) != []
+
+
+def test_two_sessions_making_one_queues_statements_wait_for_each_other(
+    core: Core, pgflow_database_url: str
+) -> None:
+    core.create_flow("shared")
+    core.conn.execute(f"DROP FUNCTION pgflow._queue_shared{_SIGNATURE}")
+    errors: list[BaseException] = []
+    with psycopg.connect(pgflow_database_url) as first:
+        first.execute("SELECT pgflow.create_flow('shared')")  # makes them, uncommitted
+
+        def second() -> None:
+            try:
+                with psycopg.connect(pgflow_database_url, autocommit=True) as conn:
+                    conn.execute("SELECT pgflow.create_flow('shared')")
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting for the first session's lock
+        first.commit()
+    thread.join(10)
+    assert errors == []
+    assert _has_statements(core.conn, "shared")

@@ -39,7 +39,12 @@ BEGIN
         pg_catalog.hashtext('pgflow._create_queue_statements'),
         pg_catalog.hashtext(v_function)
     );
-    IF NOT p_replace AND to_regproc('pgflow.' || quote_ident(v_function)) IS NOT NULL THEN
+    -- Read from the catalog table, not its cache: a function another call made while this one
+    -- waited for the lock is seen.
+    IF NOT p_replace AND EXISTS (
+        SELECT 1 FROM pg_catalog.pg_proc AS p
+        WHERE p.proname = v_function AND p.pronamespace = 'pgflow'::regnamespace
+    ) THEN
         RETURN;
     END IF;
 
