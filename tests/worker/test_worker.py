@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -300,23 +301,29 @@ async def test_listen_and_polling_both_work(pgflow_database_url: str, listen: bo
         assert worker.listening is listen
 
 
-async def test_an_idle_worker_is_woken_by_a_notification(pgflow_database_url: str) -> None:
-    """With a poll a minute, only the notification on the workers' channel can bring runs
-    started while the worker waits through in time."""
+async def _chains_one_at_a_time(
+    url: str, count: int, when_idle: Callable[[], None] = lambda: None
+) -> None:
+    """An idle worker polling once a minute, so that only notifications bring runs through
+    in time, runs ``count`` chains started one after the other; ``when_idle`` is called once
+    it listens and its first read found nothing."""
     async with Worker(
-        [chain_flow()], database_url=pgflow_database_url, poll_interval=60, summary_interval=3600
+        [chain_flow()], database_url=url, poll_interval=60, summary_interval=3600
     ) as worker:
         for _ in range(200):
             if worker.listening:
                 break
             await asyncio.sleep(0.05)
         assert worker.listening
-        await asyncio.sleep(0.5)  # its first read found nothing: it waits
-        for i in range(3):
-            run_id = await start_run(pgflow_database_url, "chain", {"value": i})
-            assert (await wait_for_run(pgflow_database_url, run_id, timeout=20))[
-                "status"
-            ] == "completed"
+        await asyncio.sleep(0.5)
+        when_idle()
+        for i in range(count):
+            run_id = await start_run(url, "chain", {"value": i})
+            assert (await wait_for_run(url, run_id, timeout=20))["status"] == "completed"
+
+
+async def test_an_idle_worker_is_woken_by_a_notification(pgflow_database_url: str) -> None:
+    await _chains_one_at_a_time(pgflow_database_url, 3)
 
 
 async def test_an_idle_worker_never_claims_from_an_empty_queue(
@@ -336,20 +343,7 @@ async def test_an_idle_worker_never_claims_from_an_empty_queue(
         return rows
 
     monkeypatch.setattr(FlowRunner, "_claim", counting)
-    async with Worker(
-        [chain_flow()], database_url=pgflow_database_url, poll_interval=60, summary_interval=3600
-    ) as worker:
-        for _ in range(200):
-            if worker.listening:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
-        claimed.clear()  # the polls of the start
-        for i in range(5):
-            run_id = await start_run(pgflow_database_url, "chain", {"value": i})
-            assert (await wait_for_run(pgflow_database_url, run_id, timeout=20))[
-                "status"
-            ] == "completed"
+    await _chains_one_at_a_time(pgflow_database_url, 5, when_idle=claimed.clear)
     assert claimed == [1] * 5
 
 
