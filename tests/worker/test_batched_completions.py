@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from pgflow import Flow
 from pgflow.testing import install_realtime_stub
 from pgflow.worker import Worker
-from tests.sql.conftest import Conn, Core, jb, q
+from tests.sql.conftest import Conn, Core, Listener, jb, q
 
 from .conftest import rows, start_run, wait_for_run
 
@@ -249,6 +249,43 @@ def test_only_what_the_slots_take_is_started_the_rest_is_queued(core: Core) -> N
         (x,) = (t for t in _claim(core, "other") if t["run_id"] == spare)
         assert _complete_batch(core, [_completion(first, [7]), _completion(x, 1)], qty, flow) == []
         assert [t["status"] for t in core.tasks(again, "fan")] == ["queued"]
+
+
+@pytest.mark.parametrize("qty", [3, 0])
+def test_workers_are_woken_only_for_steps_with_tasks_left_to_claim(
+    core: Core, pgflow_database_url: str, qty: int
+) -> None:
+    # A step whose tasks a batch started for its worker has nothing for the others: its
+    # step:started goes to pgflow_events (clients, listeners) but not to the workers' channel.
+    core.flow("quiet", [("a", []), ("b", ["a"]), ("fan", ["a"], {"step_type": "map"})])
+    low, high = sorted(core.start_flow("quiet", {})["run_id"] for _ in range(2))
+    firsts = _claim(core, "quiet")
+    everything = Listener(pgflow_database_url)
+    for_workers = Listener(pgflow_database_url, "pgflow_worker_events")
+    try:
+        _complete_batch(core, [_completion(t, [1, 2, 3]) for t in firsts], qty, "quiet")
+        started = [
+            (n["run_id"], n["step_slug"])
+            for n in everything.drain()
+            if n["event_type"] == "step:started"
+        ]
+        woken = [(n["run_id"], n["step_slug"]) for n in for_workers.drain()]
+    finally:
+        everything.close()
+        for_workers.close()
+    steps = [(str(run), step) for run in (low, high) for step in ("b", "fan")]
+    assert started == steps
+    if qty:
+        # Three slots: the first run's b and two of its fan's tasks; the rest is queued.
+        assert [t["status"] for t in core.tasks(low, "b") + core.tasks(low, "fan")] == [
+            "started",
+            "started",
+            "started",
+            "queued",
+        ]
+        assert woken == steps[1:]
+    else:
+        assert woken == steps
 
 
 def test_a_task_of_a_cancelled_run_is_left_alone(core: Core) -> None:

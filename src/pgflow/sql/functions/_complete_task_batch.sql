@@ -60,6 +60,7 @@ DECLARE
     c_output jsonb[];
     -- Events to send, in order.
     v_events text[];
+    v_for_workers boolean[];
     v_payloads jsonb[];
     v_flows text[];
     v_cascade_runs uuid[];
@@ -338,25 +339,6 @@ BEGIN
     END IF;
 
     IF cardinality(s_run) > 0 THEN
-        SELECT array_agg('step:' || st.step_slug || ':started' ORDER BY st.run_id, st.step_slug),
-               array_agg(
-                   jsonb_build_object(
-                       'event_type', 'step:started',
-                       'run_id', st.run_id,
-                       'step_slug', st.step_slug,
-                       'status', 'started',
-                       'started_at', st.started_at,
-                       'remaining_tasks', st.remaining_tasks,
-                       'remaining_deps', st.remaining_deps
-                   )
-                   ORDER BY st.run_id, st.step_slug
-               ),
-               array_agg(st.flow_slug ORDER BY st.run_id, st.step_slug)
-        INTO v_events, v_payloads, v_flows
-        FROM unnest(s_run, s_step, s_flow, s_started_at, s_tasks, s_deps)
-             AS st(run_id, step_slug, flow_slug, started_at, remaining_tasks, remaining_deps);
-        PERFORM pgflow._emit_events(v_events, v_payloads, v_flows);
-
         -- The tasks of the started steps, in (run, step, task index) order. The first
         -- p_prestart of those the worker can take (of p_claim_flow, no start delay) are
         -- inserted started for p_worker_id, their messages sent hidden for the step's timeout
@@ -393,6 +375,32 @@ BEGIN
                          ORDER BY d.run_id, d.step_slug, d.task_index)
         INTO t_run, t_step, t_flow, t_index, t_started, t_delay
         FROM decided AS d;
+
+        SELECT array_agg('step:' || st.step_slug || ':started' ORDER BY st.run_id, st.step_slug),
+               array_agg(
+                   jsonb_build_object(
+                       'event_type', 'step:started',
+                       'run_id', st.run_id,
+                       'step_slug', st.step_slug,
+                       'status', 'started',
+                       'started_at', st.started_at,
+                       'remaining_tasks', st.remaining_tasks,
+                       'remaining_deps', st.remaining_deps
+                   )
+                   ORDER BY st.run_id, st.step_slug
+               ),
+               array_agg(st.flow_slug ORDER BY st.run_id, st.step_slug),
+               -- A step whose tasks were all started above has nothing for workers to claim.
+               array_agg(coalesce(q.any_queued, true) ORDER BY st.run_id, st.step_slug)
+        INTO v_events, v_payloads, v_flows, v_for_workers
+        FROM unnest(s_run, s_step, s_flow, s_started_at, s_tasks, s_deps)
+             AS st(run_id, step_slug, flow_slug, started_at, remaining_tasks, remaining_deps)
+        LEFT JOIN (
+            SELECT t.run_id, t.step_slug, bool_or(NOT t.started) AS any_queued
+            FROM unnest(t_run, t_step, t_started) AS t(run_id, step_slug, started)
+            GROUP BY t.run_id, t.step_slug
+        ) AS q ON q.run_id = st.run_id AND q.step_slug = st.step_slug;
+        PERFORM pgflow._emit_events(v_events, v_payloads, v_flows, v_for_workers);
 
         -- One send per queue, state and delay (usually one or two in all), messages in the
         -- tasks' order; the send returns ids in array order.

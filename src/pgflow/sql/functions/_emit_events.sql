@@ -15,7 +15,18 @@
 -- per database, role or session:
 --     ALTER DATABASE mydb SET pgflow.notify_events = off;
 -- A GUC instead of a settings table: reading it costs no table access on the hot path.
-CREATE OR REPLACE FUNCTION pgflow._emit_events(events text[], payloads jsonb[], flow_slugs text[])
+--
+-- for_workers[i] false keeps a step:started off pgflow_worker_events: the step's tasks were
+-- all started, for the worker that reported, in the transaction that started the step, so
+-- there is nothing for a worker to claim (NULL: every step:started goes there).
+DROP FUNCTION IF EXISTS pgflow._emit_events(text[], jsonb[], text[]);
+
+CREATE OR REPLACE FUNCTION pgflow._emit_events(
+    events text[],
+    payloads jsonb[],
+    flow_slugs text[],
+    for_workers boolean[] DEFAULT NULL
+)
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE
@@ -34,10 +45,12 @@ BEGIN
         NOT IN ('off', 'false', 'no', '0') THEN
         PERFORM pg_catalog.pg_notify('pgflow_events', c.compact),
                 CASE WHEN c.event_type IN ('step:started', 'run:cancelled')
+                          AND c.for_workers IS DISTINCT FROM false
                      THEN pg_catalog.pg_notify('pgflow_worker_events', c.compact)
                 END
         FROM (
             SELECT e.position,
+                   e.for_workers,
                    e.payload ->> 'event_type' AS event_type,
                    json_build_object(
                        'event_type', e.payload ->> 'event_type',
@@ -46,8 +59,8 @@ BEGIN
                        'step_slug', e.payload ->> 'step_slug',
                        'status', e.payload ->> 'status'
                    )::text AS compact
-            FROM unnest(_emit_events.payloads, _emit_events.flow_slugs)
-                 WITH ORDINALITY AS e(payload, flow_slug, position)
+            FROM unnest(_emit_events.payloads, _emit_events.flow_slugs, _emit_events.for_workers)
+                 WITH ORDINALITY AS e(payload, flow_slug, for_workers, position)
         ) AS c
         ORDER BY c.position;
     END IF;
