@@ -1,10 +1,10 @@
 -- The statements of the hot paths on one flow's queue (send, read, archive), written for its
 -- own tables as one function, pgflow._queue_<queue>(op, ...): see _on_queue, which calls it.
--- The prefix _queue_ is theirs alone (no other function of the schema has it): a flow's queue
--- statements are objects of that flow, like its queue's tables.
 -- pgmq's functions build their statement with format() and plan it on every call (read,
--- send_batch and archive: 0.15-0.25 ms each on the benchmark machine, several times what
--- running them takes); a function's static statements are planned once per connection.
+-- send_batch and archive: 0.15-0.3 ms a call on the benchmark machine, several times what
+-- running the statement takes); a function's static statements are planned once per
+-- connection. The prefix _queue_ is theirs alone (no other function of the schema has it): a
+-- flow's queue statements are objects of that flow, like its queue's tables.
 --
 -- They do what pgmq's send_batch (one visibility time for the batch), read (oldest visible
 -- first, SKIP LOCKED) and archive do, on the columns the queue's tables have: the column lists
