@@ -30,7 +30,7 @@ DECLARE
     v_queue regclass := to_regclass(format('pgmq.%I', 'q_' || lower(p_queue_name)));
     v_archive regclass := to_regclass(format('pgmq.%I', 'a_' || lower(p_queue_name)));
     v_columns text;
-    v_last_read text := '';
+    v_has_last_read boolean;
 BEGIN
     IF v_queue IS NULL OR v_archive IS NULL THEN
         RETURN;  -- no such queue: pgmq's functions report it when it is used
@@ -49,20 +49,14 @@ BEGIN
     END IF;
 
     -- The columns an archived message keeps: those of the queue table the archive has too
-    -- (archived_at is the archive's own).
-    SELECT string_agg(quote_ident(q.attname), ', ' ORDER BY q.attnum)
-    INTO v_columns
+    -- (archived_at is the archive's own); and whether a read stamps last_read_at.
+    SELECT string_agg(quote_ident(q.attname), ', ' ORDER BY q.attnum) FILTER (WHERE a.attnum IS NOT NULL),
+           coalesce(bool_or(q.attname = 'last_read_at'), false)
+    INTO v_columns, v_has_last_read
     FROM pg_catalog.pg_attribute AS q
-    JOIN pg_catalog.pg_attribute AS a
+    LEFT JOIN pg_catalog.pg_attribute AS a
       ON a.attrelid = v_archive AND a.attname = q.attname AND a.attnum > 0 AND NOT a.attisdropped
     WHERE q.attrelid = v_queue AND q.attnum > 0 AND NOT q.attisdropped;
-
-    IF EXISTS (
-        SELECT 1 FROM pg_catalog.pg_attribute AS q
-        WHERE q.attrelid = v_queue AND q.attname = 'last_read_at' AND NOT q.attisdropped
-    ) THEN
-        v_last_read := 'last_read_at = clock_timestamp(),';
-    END IF;
 
     EXECUTE format(
         $fn$
@@ -132,7 +126,9 @@ BEGIN
         END;
         $body$
         $fn$,
-        v_function, v_queue, v_archive, v_last_read, v_columns
+        v_function, v_queue, v_archive,
+        CASE WHEN v_has_last_read THEN 'last_read_at = clock_timestamp(),' ELSE '' END,
+        v_columns
     );
 END;
 $$;
