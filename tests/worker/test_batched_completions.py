@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from pgflow import Flow
 from pgflow.testing import install_realtime_stub
 from pgflow.worker import Worker
+from pgflow.worker._runner import FlowRunner
 from tests.sql.conftest import Conn, Core, Listener, jb, q
 
 from .conftest import rows, start_run, wait_for_run
@@ -413,6 +414,61 @@ async def test_many_runs_complete_with_exact_outputs(
         assert _shared_commits(pgflow_database_url) > 0
     else:
         assert _shared_commits(pgflow_database_url) == 0
+
+
+async def test_a_busy_worker_reports_a_full_batch_and_claims_for_every_slot_it_frees(
+    pgflow_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog of one-step runs, no-op handlers, 10 slots: each report completes the 10 tasks
+    the last one claimed and claims 10 more. A slot is free once its task's report has landed,
+    not a turn of the event loop later when the task itself ends: counted then, a report sent
+    meanwhile claimed for fewer slots, and the batches shrank to half (seen)."""
+    flow: Flow[Any] = Flow("backlog")
+
+    @flow.step
+    async def only(run: Any) -> Any:
+        return run
+
+    reports: list[tuple[int, int]] = []  # (completions, tasks claimed)
+    report_batch = FlowRunner._report_batch
+    take_claimed = FlowRunner._take_claimed
+
+    async def recording_report(self: FlowRunner, batch: list[Any]) -> None:
+        reports.append((len(batch), -1))
+        await report_batch(self, batch)
+
+    def recording_take(self: FlowRunner, claimed: list[dict[str, Any]], qty: int) -> None:
+        if reports and reports[-1][1] == -1:
+            reports[-1] = (reports[-1][0], len(claimed))
+        take_claimed(self, claimed, qty)
+
+    monkeypatch.setattr(FlowRunner, "_report_batch", recording_report)
+    monkeypatch.setattr(FlowRunner, "_take_claimed", recording_take)
+    async with Worker(
+        [flow], database_url=pgflow_database_url, max_concurrent=10, batch_size=10, **FAST
+    ) as worker:
+        await worker.stop()  # registered, flow created; the runs are started below
+    with psycopg.connect(pgflow_database_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pgflow.start_flow('backlog', to_jsonb(i)) FROM generate_series(1, 100) AS i"
+        )
+    reports.clear()
+    async with Worker(
+        [flow], database_url=pgflow_database_url, max_concurrent=10, batch_size=10, **FAST
+    ):
+        for _ in range(400):
+            (left,) = rows(
+                pgflow_database_url,
+                "SELECT count(*) AS n FROM pgflow.runs WHERE status <> 'completed'",
+            )
+            if left["n"] == 0:
+                break
+            await asyncio.sleep(0.05)
+    assert left["n"] == 0
+    assert sum(done for done, _ in reports) == 100
+    # The loop claims the first 10; then every report completes 10 and claims 10, until the
+    # queue runs out.
+    assert reports == [(10, 10)] * 9 + [(10, 0)], reports
 
 
 async def test_a_cancelled_run_in_a_batch_does_not_disturb_the_others(

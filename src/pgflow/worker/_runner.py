@@ -29,6 +29,7 @@ from pgflow.worker._execute import (
     execute,
     execute_in_transaction,
 )
+from pgflow.worker._warm import WarmConnection
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -67,11 +68,12 @@ class Stats:
 @dataclass(frozen=True)
 class _Completion:
     """A successful outcome waiting for the next batched report; ``landed`` is set once it is
-    reported (or given up on), which frees the task's slot."""
+    reported (or given up on), which frees the slot of ``task``, its task."""
 
     record: dict[str, Any]
     output: Any
     landed: asyncio.Future[None]
+    task: asyncio.Task[Any] | None
 
 
 class FlowRunner:
@@ -82,6 +84,7 @@ class FlowRunner:
         flow: Flow[Any],
         *,
         pool: AsyncConnectionPool[Any],
+        warm: WarmConnection,
         worker_id: uuid.UUID,
         max_concurrent: int,
         batch_size: int,
@@ -95,6 +98,8 @@ class FlowRunner:
     ) -> None:
         self.flow = flow
         self.pool = pool
+        #: Where the loop's calls (claims, reports, checks) get their connection.
+        self.warm = warm
         self.worker_id = worker_id
         self.max_concurrent = max_concurrent
         self.batch_size = batch_size
@@ -113,6 +118,11 @@ class FlowRunner:
         self._check_first = False
         self.accepting = True
         self.in_flight: set[asyncio.Task[None]] = set()
+        #: The tasks that take one of the max_concurrent slots: from dispatch until their
+        #: outcome is reported. A batched one leaves it when its report lands, not a turn of
+        #: the event loop later when its task ends: a report sent meanwhile would claim for
+        #: fewer slots than there are.
+        self._holding: set[asyncio.Task[Any]] = set()
         #: The contexts of the handlers running now, by task: how a cancellation reaches them.
         self._contexts: dict[tuple[uuid.UUID, str, int], Context] = {}
         self._slot_freed = asyncio.Event()
@@ -123,7 +133,12 @@ class FlowRunner:
         #: when the option is on and the core has the function.
         self.batch_completions = False
         self._completions: list[_Completion] = []
+        #: A report of completions is in flight (sent by a task or by the flusher): the one
+        #: sender, so completions that come meanwhile wait and go together in the next.
+        self._sending = False
         self._flusher: asyncio.Task[None] | None = None
+        #: Tasks dispatched whose handler has not finished yet.
+        self._running = 0
         # Single-task steps this runner claimed itself: their step:started event brings no
         # news, so it does not trigger a poll (most of a chain's hops are claimed that way).
         self._single_steps = {s.slug for s in flow.steps if s.step_type == "single"}
@@ -140,7 +155,7 @@ class FlowRunner:
     # -- set-up ---------------------------------------------------------------------------------
     async def load_timeouts(self) -> None:
         """Effective timeouts as the database has them: they decide the message visibility."""
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self.warm.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(core_sql.query("worker_step_timeouts"), {"flow_slug": self.flow.slug})
             self.timeouts = {r["step_slug"]: float(r["timeout"]) for r in await cur.fetchall()}
         # A claimed task's message is hidden for its step's timeout + 2 s. When every step
@@ -205,7 +220,7 @@ class FlowRunner:
     async def run(self) -> None:
         backoff = _BACKOFF_START
         while self.accepting:
-            free = self.max_concurrent - len(self.in_flight)
+            free = self.max_concurrent - len(self._holding)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -225,7 +240,13 @@ class FlowRunner:
                 claimed = await self._claiming(self._claim_and_dispatch(qty))
                 # Fewer than asked for: the queue held no more just now. What is queued later
                 # notifies; what becomes visible later (a delay, a retry) is waited for.
-                idle_for = None if len(claimed) == qty else await self._idle_time()
+                idle_for = None
+                if len(claimed) < qty:
+                    if claimed:
+                        # The tasks just claimed start first: their report, on the critical
+                        # path, takes the warm connection rather than this check.
+                        await asyncio.sleep(0)
+                    idle_for = await self._idle_time()
                 backoff = _BACKOFF_START
             except psycopg.Error as exc:
                 log.warning(
@@ -252,9 +273,14 @@ class FlowRunner:
         self._check_first = False
         self.wake.set()
 
+    def _release(self, task: asyncio.Task[Any]) -> None:
+        if task in self._holding:
+            self._holding.discard(task)
+            self._slot_freed.set()
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
-        self._slot_freed.set()
+        self._release(task)
         if not task.cancelled() and task.exception() is not None:  # pragma: no cover - a bug
             log.error("flow %s: task crashed", self.flow.slug, exc_info=task.exception())
 
@@ -280,10 +306,11 @@ class FlowRunner:
         return claimed
 
     async def _claim(self, qty: int) -> list[dict[str, Any]]:
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self.warm.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             if not self.classic:
                 await cur.execute(core_sql.query("worker_claim"), self._claim_params(qty))
                 rows: list[dict[str, Any]] = await cur.fetchall()
+                self.warm.quiet = len(rows) < qty
                 return rows
             # The two calls of the 0.8.1 protocol, then what the context needs.
             await cur.execute(
@@ -333,8 +360,10 @@ class FlowRunner:
                 self._claimed_singles[(str(record["run_id"]), record["step_slug"])] = None
                 while len(self._claimed_singles) > 1000:  # events may be switched off
                     self._claimed_singles.pop(next(iter(self._claimed_singles)))
+            self._running += 1
             task = asyncio.create_task(self._run_task(record))
             self.in_flight.add(task)
+            self._holding.add(task)
             task.add_done_callback(self._finished)
 
     def _run_input(self, run_id: Any, text: str) -> Any:
@@ -352,7 +381,7 @@ class FlowRunner:
     async def _read_run_input(self, run_id: Any) -> Any:
         """A run's input, read from the database: the claim left it out, as this worker held
         it, but it was no longer kept when the tasks arrived (rare)."""
-        async with self.pool.connection() as conn:
+        async with self.warm.connection() as conn:
             cur = await conn.execute(core_sql.query("worker_run_input"), {"run_id": run_id})
             row = await cur.fetchone()
         return None if row is None else row[0]
@@ -360,7 +389,7 @@ class FlowRunner:
     async def _idle_time(self) -> float:
         """How long to sleep when there is nothing to do: until the next delayed message
         becomes visible, at most the poll interval."""
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self.warm.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(self._next_visible)
             row = await cur.fetchone()
         seconds = row["seconds"] if row else None
@@ -370,6 +399,23 @@ class FlowRunner:
 
     # -- one task -------------------------------------------------------------------------------
     async def _run_task(self, record: dict[str, Any]) -> None:
+        try:
+            outcome = await self._outcome(record)
+        finally:
+            self._running -= 1
+        if outcome is COMMITTED:
+            self.stats.completed += 1
+            self.poke()
+            return
+        if outcome is SUPERSEDED:  # another execution owns the task now and reports it
+            return
+        if self.batch_completions and not outcome.failed:
+            await self._complete_in_batch(record, outcome.output)
+            return
+        await self._claiming(self._report(record, outcome))
+
+    async def _outcome(self, record: dict[str, Any]) -> Outcome:
+        """Run the task's handler: what to report."""
         step_slug = record["step_slug"]
         try:
             step = self.flow[step_slug]
@@ -441,16 +487,7 @@ class FlowRunner:
                 (time.monotonic() - began) * 1000,
                 f": {outcome.error}" if outcome.failed else "",
             )
-        if outcome is COMMITTED:
-            self.stats.completed += 1
-            self.poke()
-            return
-        if outcome is SUPERSEDED:  # another execution owns the task now and reports it
-            return
-        if self.batch_completions and not outcome.failed:
-            await self._complete_in_batch(record, outcome.output)
-            return
-        await self._claiming(self._report(record, outcome))
+        return outcome
 
     @staticmethod
     def _task_key(record: dict[str, Any]) -> dict[str, Any]:
@@ -479,7 +516,7 @@ class FlowRunner:
         stage = "report"
         while True:
             try:
-                async with self.pool.connection() as conn:
+                async with self.warm.connection() as conn:
                     stage = "report"
                     if outcome.failed or not self.accepting or not claim_next or self.classic:
                         await conn.execute(query, params)
@@ -494,6 +531,7 @@ class FlowRunner:
                                 params | self._claim_params(qty),
                             )
                             claimed = await cur.fetchall()
+                            self.warm.quiet = len(claimed) < qty
                 break
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
@@ -538,7 +576,7 @@ class FlowRunner:
     def _claim_qty(self, finishing: int) -> int:
         """How many tasks to claim along with reporting ``finishing`` tasks: the slots free once
         they are done, at most a poll's worth."""
-        free = self.max_concurrent - len(self.in_flight) + finishing
+        free = self.max_concurrent - len(self._holding) + finishing
         return max(1, min(self.batch_size, free))
 
     def _take_claimed(self, claimed: list[dict[str, Any]], qty: int) -> None:
@@ -556,31 +594,60 @@ class FlowRunner:
 
     # -- batched completions --------------------------------------------------------------------
     async def _complete_in_batch(self, record: dict[str, Any], output: Any) -> None:
-        """Queue a successful outcome for the flusher; return once it is reported."""
+        """Queue a successful outcome; return once it is reported ("natural batching"). With
+        no report in flight and no other handler running, this task sends it at once itself:
+        an idle worker adds no latency, not even the turn of the event loop a flusher task
+        waits for to start. Outcomes that come while a report is in flight, or together, go in
+        one report sent by a flusher task, so a busy worker commits once per batch."""
         landed = asyncio.get_running_loop().create_future()
-        self._completions.append(_Completion(record, output, landed))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(
-                self._flush_completions(), name=f"pgflow:{self.flow.slug}:completions"
-            )
-            self._flusher.add_done_callback(self._flusher_finished)
+        self._completions.append(_Completion(record, output, landed, asyncio.current_task()))
+        if not self._sending:
+            if self._running:
+                # Other handlers may finish in a moment (a batch claimed together runs in one
+                # turn of the event loop): the flusher sends what there is on the next turn.
+                self._start_flusher()
+            else:
+                self._sending = True
+                try:
+                    await self._send_next_batch()
+                finally:
+                    self._sending = False
+                    if self._completions:
+                        self._start_flusher()
         await landed
 
+    def _start_flusher(self) -> None:
+        self._sending = True
+        self._flusher = asyncio.create_task(
+            self._flush_completions(), name=f"pgflow:{self.flow.slug}:completions"
+        )
+        self._flusher.add_done_callback(self._flusher_finished)
+
     async def _flush_completions(self) -> None:
-        """The one sender of a runner's completions ("natural batching"): it sends what there is
-        at once, so an idle worker adds no latency, and everything that finishes while a call
-        is in flight goes together in the next one, so a busy worker commits once per batch."""
-        while self._completions:
-            batch = self._completions[:MAX_COMPLETION_BATCH]
-            del self._completions[:MAX_COMPLETION_BATCH]
-            try:
-                await self._claiming(self._report_batch(batch))
-            finally:
-                for completion in batch:
-                    if not completion.landed.done():  # its task may have been cancelled
-                        completion.landed.set_result(None)
+        """Send what is waiting, batch after batch, until nothing is."""
+        try:
+            while self._completions:
+                await self._send_next_batch()
+        finally:
+            # At once, not in a done callback: a completion queued before the callback ran
+            # would wait for a flusher that has finished.
+            self._sending = False
+
+    async def _send_next_batch(self) -> None:
+        batch = self._completions[:MAX_COMPLETION_BATCH]
+        del self._completions[:MAX_COMPLETION_BATCH]
+        try:
+            await self._claiming(self._report_batch(batch))
+        finally:
+            for completion in batch:
+                if not completion.landed.done():  # its task may have been cancelled
+                    completion.landed.set_result(None)
+                if completion.task is not None:
+                    self._release(completion.task)
 
     def _flusher_finished(self, flusher: asyncio.Task[None]) -> None:
+        if flusher.cancelled():  # possibly before it ran at all (close)
+            self._sending = False
         if not flusher.cancelled() and flusher.exception() is not None:  # pragma: no cover
             log.error(
                 "flow %s: completion flusher crashed", self.flow.slug, exc_info=flusher.exception()
@@ -598,12 +665,13 @@ class FlowRunner:
             for c in batch
         ]
         try:
-            async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            async with self.warm.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(
                     core_sql.query("worker_complete_tasks_and_claim"),
                     {"completions": Jsonb(completions)} | self._claim_params(qty),
                 )
                 claimed: list[dict[str, Any]] = await cur.fetchall()
+                self.warm.quiet = len(claimed) < qty
         except psycopg.Error as exc:
             log.debug(
                 "flow %s: batched completion of %d task(s) failed (%s); reporting one by one",

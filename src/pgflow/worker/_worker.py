@@ -42,6 +42,7 @@ from pgflow.errors import ConfigurationError, InstallError, first_line
 from pgflow.flows import aensure_flow
 from pgflow.worker._runner import FlowRunner, Stats
 from pgflow.worker._scheduler import start_scheduler
+from pgflow.worker._warm import WarmConnection
 
 log = logging.getLogger("pgflow.worker")
 
@@ -165,6 +166,7 @@ class Worker:
         self.runners: dict[str, FlowRunner] = {}
         self.exit_reason: str | None = None
         self._pool: AsyncConnectionPool[Any] | None = None
+        self._warm: WarmConnection | None = None
         self._sync_pool: ConnectionPool[Any] | None = None
         self._sync_pool_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
@@ -193,12 +195,14 @@ class Worker:
         self._pool = AsyncConnectionPool(
             url,
             min_size=min(2, total + 1),
-            max_size=max(4, min(total + 2, 32)),
+            # + 1: the connection kept warm for the runners' next call (WarmConnection).
+            max_size=max(4, min(total + 2, 32)) + 1,
             kwargs=self._connection_kwargs(),
             open=False,
             name="pgflow-worker",
         )
         await self._pool.open(wait=True, timeout=30)
+        self._warm = WarmConnection(self._pool)
         await self._require_schema(self._pool)
         self._executor = ThreadPoolExecutor(max_workers=total, thread_name_prefix="pgflow-handler")
         task_logger = logging.getLogger("pgflow.task")
@@ -213,6 +217,7 @@ class Worker:
                 runner = FlowRunner(
                     flow,
                     pool=self._pool,
+                    warm=self._warm,
                     worker_id=uuid.uuid4(),
                     max_concurrent=self.options.max_concurrent,
                     batch_size=self.options.batch_size,
@@ -323,6 +328,8 @@ class Worker:
         await _within(
             "the background tasks", asyncio.gather(*self._background, return_exceptions=True)
         )
+        if self._warm is not None:
+            await _within("returning the warm connection", self._warm.close())
         if self._pool is not None:
             await _within("closing the connection pool", self._pool.close())
         if self._executor is not None:
