@@ -347,6 +347,45 @@ async def test_an_idle_worker_never_claims_from_an_empty_queue(
     assert claimed == [1] * 5
 
 
+async def test_a_claim_that_finds_a_delayed_message_sleeps_until_it_is_visible(
+    pgflow_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim that gets fewer tasks than it asks for also says when the queue's next message
+    becomes visible (one round trip, not a second query): a step delayed by 1 s runs about 1 s
+    after its run starts, although the worker polls once a minute."""
+    flow: Flow[Any] = Flow("delayed")
+
+    @flow.step(start_delay=1)
+    async def later(run: Any) -> Any:
+        return run
+
+    asked: list[float] = []
+    idle_time = FlowRunner._idle_time
+
+    async def counting(self: FlowRunner) -> float:
+        asked.append(time.monotonic())
+        return await idle_time(self)
+
+    monkeypatch.setattr(FlowRunner, "_idle_time", counting)
+    async with Worker(
+        [flow], database_url=pgflow_database_url, poll_interval=60, summary_interval=3600
+    ) as worker:
+        for _ in range(200):
+            if worker.listening:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        asked.clear()
+        began = time.monotonic()
+        run_id = await start_run(pgflow_database_url, "delayed", 7)
+        run = await wait_for_run(pgflow_database_url, run_id, timeout=10)
+        took = time.monotonic() - began
+    assert run["status"] == "completed"
+    assert 0.9 < took < 5, took
+    # Only the report's claim, which found the queue empty at the end, asked separately.
+    assert all(t > began + 0.9 for t in asked), asked
+
+
 async def test_registration_heartbeat_and_deprecation(pgflow_database_url: str) -> None:
     worker = Worker(
         [chain_flow()], database_url=pgflow_database_url, function_name="test-fn", **FAST

@@ -148,9 +148,12 @@ class FlowRunner:
         #: Parsed inputs of the runs claimed last, least recently claimed first (_dispatch).
         self._run_inputs: dict[Any, Any] = {}
         self._known_runs_literal: str | None = None
-        self._next_visible = sql.SQL(core_sql.query("worker_next_visible")).format(
-            table=sql.Identifier(f"q_{flow.slug.lower()}")
-        )
+        queue = sql.Identifier(f"q_{flow.slug.lower()}")
+        self._next_visible = sql.SQL(core_sql.query("worker_next_visible")).format(table=queue)
+        self._claim_query = sql.SQL(core_sql.query("worker_claim")).format(table=queue)
+        #: What the last claim of the loop said of the queue when it got fewer tasks than it
+        #: asked for: how long until its next message becomes visible (see _claim).
+        self._claim_idle_for: float | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
     async def load_timeouts(self) -> None:
@@ -242,11 +245,13 @@ class FlowRunner:
                 # notifies; what becomes visible later (a delay, a retry) is waited for.
                 idle_for = None
                 if len(claimed) < qty:
-                    if claimed:
-                        # The tasks just claimed start first: their report, on the critical
-                        # path, takes the warm connection rather than this check.
-                        await asyncio.sleep(0)
-                    idle_for = await self._idle_time()
+                    idle_for = self._claim_idle_for
+                    if idle_for is None:  # the plain 0.8.1 protocol: ask
+                        if claimed:
+                            # The tasks just claimed start first: their report, on the critical
+                            # path, takes the warm connection rather than this check.
+                            await asyncio.sleep(0)
+                        idle_for = await self._idle_time()
                 backoff = _BACKOFF_START
             except psycopg.Error as exc:
                 log.warning(
@@ -307,9 +312,12 @@ class FlowRunner:
 
     async def _claim(self, qty: int) -> list[dict[str, Any]]:
         async with self.warm.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            self._claim_idle_for = None
             if not self.classic:
-                await cur.execute(core_sql.query("worker_claim"), self._claim_params(qty))
+                await cur.execute(self._claim_query, self._claim_params(qty))
                 rows: list[dict[str, Any]] = await cur.fetchall()
+                if rows and rows[-1]["run_id"] is None:  # fewer than asked for: see the query
+                    self._claim_idle_for = self._until_visible(rows.pop()["next_visible"])
                 self.warm.quiet = len(rows) < qty
                 return rows
             # The two calls of the 0.8.1 protocol, then what the context needs.
@@ -392,7 +400,10 @@ class FlowRunner:
         async with self.warm.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(self._next_visible)
             row = await cur.fetchone()
-        seconds = row["seconds"] if row else None
+        return self._until_visible(row["seconds"] if row else None)
+
+    def _until_visible(self, seconds: float | None) -> float:
+        """How long to sleep for a message visible in ``seconds`` (None: none is waiting)."""
         if seconds is None:
             return self.poll_interval
         return max(0.0, min(self.poll_interval, float(seconds)))
