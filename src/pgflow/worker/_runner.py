@@ -137,8 +137,9 @@ class FlowRunner:
         #: sender, so completions that come meanwhile wait and go together in the next.
         self._sending = False
         self._flusher: asyncio.Task[None] | None = None
-        #: Tasks dispatched whose handler has not finished yet.
-        self._running = 0
+        #: Tasks dispatched whose handler has not finished yet (a task cancelled before it
+        #: ran leaves when it ends).
+        self._running: set[asyncio.Task[Any]] = set()
         # Single-task steps this runner claimed itself: their step:started event brings no
         # news, so it does not trigger a poll (most of a chain's hops are claimed that way).
         self._single_steps = {s.slug for s in flow.steps if s.step_type == "single"}
@@ -285,6 +286,7 @@ class FlowRunner:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
+        self._running.discard(task)
         self._release(task)
         if not task.cancelled() and task.exception() is not None:  # pragma: no cover - a bug
             log.error("flow %s: task crashed", self.flow.slug, exc_info=task.exception())
@@ -368,8 +370,8 @@ class FlowRunner:
                 self._claimed_singles[(str(record["run_id"]), record["step_slug"])] = None
                 while len(self._claimed_singles) > 1000:  # events may be switched off
                     self._claimed_singles.pop(next(iter(self._claimed_singles)))
-            self._running += 1
             task = asyncio.create_task(self._run_task(record))
+            self._running.add(task)
             self.in_flight.add(task)
             self._holding.add(task)
             task.add_done_callback(self._finished)
@@ -413,7 +415,7 @@ class FlowRunner:
         try:
             outcome = await self._outcome(record)
         finally:
-            self._running -= 1
+            self._running.discard(asyncio.current_task())
         if outcome is COMMITTED:
             self.stats.completed += 1
             self.poke()
