@@ -337,10 +337,10 @@ async def test_an_idle_worker_never_claims_from_an_empty_queue(
     claimed: list[int] = []
     claim = FlowRunner._claim
 
-    async def counting(self: FlowRunner, qty: int) -> list[dict[str, Any]]:
-        rows = await claim(self, qty)
+    async def counting(self: FlowRunner, qty: int) -> tuple[list[dict[str, Any]], float | None]:
+        rows, idle_for = await claim(self, qty)
         claimed.append(len(rows))
-        return rows
+        return rows, idle_for
 
     monkeypatch.setattr(FlowRunner, "_claim", counting)
     await _chains_one_at_a_time(pgflow_database_url, 5, when_idle=claimed.clear)

@@ -152,9 +152,6 @@ class FlowRunner:
         queue = sql.Identifier(f"q_{flow.slug.lower()}")
         self._next_visible = sql.SQL(core_sql.query("worker_next_visible")).format(table=queue)
         self._claim_query = sql.SQL(core_sql.query("worker_claim")).format(table=queue)
-        #: What the last claim of the loop said of the queue when it got fewer tasks than it
-        #: asked for: how long until its next message becomes visible (see _claim).
-        self._claim_idle_for: float | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
     async def load_timeouts(self) -> None:
@@ -241,18 +238,15 @@ class FlowRunner:
                         await self._sleep(until_visible)
                         continue
                 qty = min(self.batch_size, free)
-                claimed = await self._claiming(self._claim_and_dispatch(qty))
+                claimed, idle_for = await self._claiming(self._claim_and_dispatch(qty))
                 # Fewer than asked for: the queue held no more just now. What is queued later
                 # notifies; what becomes visible later (a delay, a retry) is waited for.
-                idle_for = None
-                if len(claimed) < qty:
-                    idle_for = self._claim_idle_for
-                    if idle_for is None:  # the plain 0.8.1 protocol: ask
-                        if claimed:
-                            # The tasks just claimed start first: their report, on the critical
-                            # path, takes the warm connection rather than this check.
-                            await asyncio.sleep(0)
-                        idle_for = await self._idle_time()
+                if len(claimed) < qty and idle_for is None:  # the plain 0.8.1 protocol: ask
+                    if claimed:
+                        # The tasks just claimed start first: their report, on the critical
+                        # path, takes the warm connection rather than this check.
+                        await asyncio.sleep(0)
+                    idle_for = await self._idle_time()
                 backoff = _BACKOFF_START
             except psycopg.Error as exc:
                 log.warning(
@@ -307,21 +301,23 @@ class FlowRunner:
             self._known_runs_literal = "{" + ",".join(map(str, self._run_inputs)) + "}"
         return self._known_runs_literal
 
-    async def _claim_and_dispatch(self, qty: int) -> list[dict[str, Any]]:
-        claimed = await self._claim(qty)
+    async def _claim_and_dispatch(self, qty: int) -> tuple[list[dict[str, Any]], float | None]:
+        claimed, idle_for = await self._claim(qty)
         self._dispatch(claimed)
-        return claimed
+        return claimed, idle_for
 
-    async def _claim(self, qty: int) -> list[dict[str, Any]]:
+    async def _claim(self, qty: int) -> tuple[list[dict[str, Any]], float | None]:
+        """Up to ``qty`` tasks, and when they are fewer, how long to sleep until the queue's
+        next message becomes visible (None: not known, the plain 0.8.1 protocol)."""
+        idle_for = None
         async with self.warm.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            self._claim_idle_for = None
             if not self.classic:
                 await cur.execute(self._claim_query, self._claim_params(qty))
                 rows: list[dict[str, Any]] = await cur.fetchall()
                 if rows and rows[-1]["run_id"] is None:  # fewer than asked for: see the query
-                    self._claim_idle_for = self._until_visible(rows.pop()["next_visible"])
+                    idle_for = self._until_visible(rows.pop()["next_visible"])
                 self.warm.quiet = len(rows) < qty
-                return rows
+                return rows, idle_for
             # The two calls of the 0.8.1 protocol, then what the context needs.
             await cur.execute(
                 core_sql.query("worker_read_messages"),
@@ -329,14 +325,14 @@ class FlowRunner:
             )
             msg_ids = [r["msg_id"] for r in await cur.fetchall()]
             if not msg_ids:
-                return []
+                return [], None
             await cur.execute(
                 core_sql.query("worker_start_tasks"),
                 {"flow_slug": self.flow.slug, "msg_ids": msg_ids, "worker_id": self.worker_id},
             )
             records = await cur.fetchall()
             if not records:
-                return []
+                return [], None
             await cur.execute(
                 core_sql.query("worker_task_details"),
                 {"flow_slug": self.flow.slug, "msg_ids": [r["msg_id"] for r in records]},
@@ -347,7 +343,7 @@ class FlowRunner:
         return [
             {**r, **details.get((r["run_id"], r["step_slug"], r["task_index"]), {})}
             for r in records
-        ]
+        ], None
 
     def _dispatch(self, records: list[dict[str, Any]]) -> None:
         # claim_tasks sends a run's input with one of its tasks only (the others have NULL),
@@ -661,7 +657,7 @@ class FlowRunner:
     def _flusher_finished(self, flusher: asyncio.Task[None]) -> None:
         if flusher.cancelled():  # possibly before it ran at all (close)
             self._sending = False
-        if not flusher.cancelled() and flusher.exception() is not None:  # pragma: no cover
+        elif flusher.exception() is not None:  # pragma: no cover
             log.error(
                 "flow %s: completion flusher crashed", self.flow.slug, exc_info=flusher.exception()
             )
